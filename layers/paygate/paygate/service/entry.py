@@ -1,0 +1,50 @@
+"""Builds the Lambda handler of a webhook function: logging, metrics and the shared pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from paygate import settings
+from paygate.infra.store import Store
+from paygate.providers.base import WebhookFamily
+from paygate.service.webhooks import WebhookService
+
+
+def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
+    """The ``handler`` of one webhook function. The store and secrets are bound on first use."""
+    logger = Logger(service="paygate", function_family=family.name)
+    metrics = Metrics(namespace="paygate", service="paygate")
+    metrics.set_default_dimensions(family=family.name)
+    bound: dict[str, WebhookService] = {}
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict, context: Any) -> dict:
+        service = _service(family, bound)
+        result = service.handle(event)
+        if result.event_id:
+            logger.set_correlation_id(result.event_id)
+        status = result.response["statusCode"]
+        # Never the body or headers: an unverified request is not logged beyond its status.
+        logger.info(
+            "webhook answered",
+            extra={"status": status, "outcome": result.outcome, "event_type": result.event_type},
+        )
+        metrics.add_metric(name=f"webhook_{result.outcome or status}", unit=MetricUnit.Count, value=1)
+        return result.response
+
+    return handler
+
+
+def _service(family: WebhookFamily, bound: dict[str, WebhookService]) -> WebhookService:
+    """One service (and boto3 client) per container, built on first use; keyed by table name
+    so a process that serves several tables (the tests) never writes to the wrong one."""
+    table = settings.table_name()
+    if table not in bound:
+        store = Store(table, retention_days=settings.event_retention_days())
+        bound[table] = WebhookService(family, store, settings.webhook_secrets)
+    return bound[table]

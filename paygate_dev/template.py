@@ -1,0 +1,105 @@
+"""Reads ``template.yaml``: the one source of truth for the table, the functions and their routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from paygate_dev import ROOT
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (``!Ref``, ``!Sub`` ...) as plain mappings."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@lru_cache(maxsize=4)
+def load(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    authorizer: str | None
+
+    @property
+    def route_key(self) -> str:
+        """As API Gateway names it, e.g. ``GET /pro/{proxy+}``."""
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, Any] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+
+    @property
+    def module_file(self) -> Path:
+        return self.code_dir / (self.handler.rsplit(".", 1)[0].replace(".", "/") + ".py")
+
+    @property
+    def handler_name(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+def table_definition(template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``create_table`` arguments from the template's table resource (on-demand, same keys)."""
+    template = template or load()
+    tables = [r for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    (props,) = (t["Properties"] for t in tables)
+    definition: dict[str, Any] = {
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        definition["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    return definition
+
+
+def functions(template: dict[str, Any] | None = None) -> dict[str, Function]:
+    template = template or load()
+    default_auth = None
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::HttpApi":
+            default_auth = (resource.get("Properties", {}).get("Auth") or {}).get("DefaultAuthorizer")
+    global_env = (template.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables", {})
+    found: dict[str, Function] = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        routes = []
+        for event in (props.get("Events") or {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            ev = event["Properties"]
+            auth = (ev.get("Auth") or {}).get("Authorizer", default_auth)
+            routes.append(Route(ev["Method"].upper(), ev["Path"], None if auth == "NONE" else auth))
+        env = {**global_env, **((props.get("Environment") or {}).get("Variables") or {})}
+        found[logical_id] = Function(logical_id, ROOT / props["CodeUri"], props["Handler"], env, tuple(routes))
+    return found
