@@ -57,6 +57,7 @@ class DynamoDBLocal:
             "-port",
             str(self.port),
             *storage,
+            "-sharedDb",
             "-disableTelemetry",
         ]
         self.process = subprocess.Popen(  # noqa: S603 - a fixed command line, no user input

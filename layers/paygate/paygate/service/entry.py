@@ -18,7 +18,6 @@ def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
     """The ``handler`` of one webhook function. The store and secrets are bound on first use."""
     logger = Logger(service="paygate", function_family=family.name)
     metrics = Metrics(namespace="paygate", service="paygate")
-    metrics.set_default_dimensions(family=family.name)
     bound: dict[str, WebhookService] = {}
 
     @metrics.log_metrics
@@ -30,13 +29,17 @@ def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
             logger.set_correlation_id(result.event_id)
         status = result.response["statusCode"]
         # Never the body or headers: an unverified request is not logged beyond its status.
-        logger.info(
-            "webhook answered",
-            extra={"status": status, "outcome": result.outcome, "event_type": result.event_type},
-        )
+        answered = {"status": status, "outcome": result.outcome, "event_type": result.event_type}
+        if result.fault:
+            logger.error("webhook failed", extra={**answered, "fault": result.fault})
+        else:
+            logger.info("webhook answered", extra=answered)
+        # Per invocation, not a default: Powertools shares metric state between Metrics instances.
+        metrics.add_dimension(name="family", value=family.name)
         metrics.add_metric(name=f"webhook_{result.outcome or status}", unit=MetricUnit.Count, value=1)
         return result.response
 
+    handler.family = family  # type: ignore[attr-defined] - lets dev tools route samples to this function
     return handler
 
 

@@ -30,6 +30,8 @@ class WebhookResult:
     outcome: Outcome | None = None
     event_id: str | None = None
     event_type: str | None = None
+    #: Why we failed (5xx only), for the log; never shown to the caller.
+    fault: str | None = None
 
 
 class WebhookService:
@@ -55,7 +57,7 @@ class WebhookService:
         try:
             verifier = self._current_verifier()
         except ValueError as exc:
-            return WebhookResult(error_response(500, "misconfigured", str(exc)))
+            return WebhookResult(error_response(500, "misconfigured", str(exc)), fault=str(exc))
         try:
             delivery = verifier.verify(body, request_headers(event))
         except SignatureError as exc:
@@ -70,10 +72,11 @@ class WebhookService:
         )
         try:
             return self._record(entry, body, Delivery(delivery.event_id, delivery.timestamp_s))
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             return WebhookResult(
                 error_response(503, "store_unavailable", "the event could not be recorded; retry later"),
                 event_id=delivery.event_id,
+                fault=f"{exc} ({exc.__cause__!r})" if exc.__cause__ else str(exc),
             )
 
     def _record(self, entry: InboxEntry, body: bytes, delivery: Delivery) -> WebhookResult:

@@ -1,0 +1,225 @@
+"""Clerk Billing webhooks through the real handlers, on DynamoDB Local."""
+
+import json
+import random
+import time
+
+import pytest
+
+from paygate.settings import MAX_WEBHOOK_BODY_BYTES
+from paygate_dev.signing import new_secret
+from tests.conftest import body_of, sample, sample_json, sample_names
+
+SUBS = "ClerkSubscriptionsFunction"
+ATTEMPTS = "ClerkPaymentAttemptsFunction"
+USER = "user:user_2pQk8sV1aZ3mN7xR4tY6uW9bC0d"
+PRO_ITEM_SK = "item#clerk:csub_item_3KBw9TnR5mZ1vQx7Lc4YpH2dGs8"
+
+
+def function_for(name: str) -> str:
+    return ATTEMPTS if "/paymentAttempt." in name else SUBS
+
+
+def state(store, payer=USER):
+    """A payer's records without the bookkeeping that differs between deliveries."""
+    return {r["sk"]: {k: v for k, v in r.items() if k not in ("event_id",)} for r in store.payer_records(payer)}
+
+
+@pytest.mark.parametrize("name", sample_names("clerk"))
+def test_every_sample_is_applied_and_recorded_with_its_raw_body(sender, store, name):
+    answer = sender.post(function_for(name), sample(name), msg_id="msg_sample")
+    assert answer.status == 200
+    assert answer.body == {"received": True, "event_id": "msg_sample", "outcome": "applied"}
+    event = sample_json(name)
+    family = "clerk.payment_attempts" if function_for(name) == ATTEMPTS else "clerk.subscriptions"
+    kept = store.event(family, "msg_sample")
+    assert kept["outcome"] == "applied"
+    assert kept["event_type"] == event["type"]
+    assert json.loads(kept["body"]) == event
+    payer = "org:" + event["data"]["payer"]["organization_id"] if event["data"]["payer"]["organization_id"] else USER
+    assert set(kept["applied"]) <= set(state(store, payer))
+    assert kept["applied"]
+
+
+@pytest.mark.parametrize("style", ["svix", "standard"])
+def test_both_header_styles_are_accepted(sender, style):
+    assert sender.post(SUBS, sample("clerk/subscription.created.json"), style=style).body["outcome"] == "applied"
+
+
+def test_a_redelivery_is_a_duplicate_and_changes_nothing(sender, store):
+    body = sample("clerk/subscription.active.json")
+    assert sender.post(SUBS, body, msg_id="msg_1").body["outcome"] == "applied"
+    before = state(store)
+    assert sender.post(SUBS, body, msg_id="msg_1").body["outcome"] == "duplicate"
+    assert state(store) == before
+
+
+def test_an_older_event_never_rolls_state_back(sender, store):
+    newer = sample_json("clerk/subscriptionItem.canceled.json")
+    older = sample_json("clerk/subscriptionItem.pastDue.json")
+    assert older["data"]["updated_at"] < newer["data"]["updated_at"]
+    assert sender.post(SUBS, body_of(newer)).body["outcome"] == "applied"
+    answer = sender.post(SUBS, body_of(older), msg_id="msg_old")
+    assert answer.status == 200 and answer.body["outcome"] == "stale"
+    assert state(store)[PRO_ITEM_SK]["status"] == "canceled"
+    assert store.event("clerk.subscriptions", "msg_old")["outcome"] == "stale"
+
+
+def test_a_partly_stale_event_applies_only_its_newer_parts(sender, store):
+    # The item was canceled after the subscription.active snapshot was taken.
+    assert sender.post(SUBS, sample("clerk/subscriptionItem.canceled.json")).body["outcome"] == "applied"
+    answer = sender.post(SUBS, sample("clerk/subscription.active.json"), msg_id="msg_snapshot")
+    assert answer.body["outcome"] == "applied"
+    records = state(store)
+    assert records[PRO_ITEM_SK]["status"] == "canceled"
+    assert records["subscription#clerk:csub_3K7fQmA1cZ8rTn5vLx2WpE9bGs4"]["status"] == "active"
+    assert PRO_ITEM_SK not in store.event("clerk.subscriptions", "msg_snapshot")["applied"]
+
+
+@pytest.mark.parametrize(
+    ("function", "name"),
+    [(ATTEMPTS, "clerk/subscription.created.json"), (SUBS, "clerk/paymentAttempt.updated.json")],
+)
+def test_an_event_of_another_family_is_kept_and_ignored(sender, store, function, name):
+    answer = sender.post(function, sample(name), msg_id="msg_other")
+    assert answer.status == 200 and answer.body["outcome"] == "ignored"
+    assert state(store) == {}
+    family = "clerk.payment_attempts" if function == ATTEMPTS else "clerk.subscriptions"
+    assert store.event(family, "msg_other")["outcome"] == "ignored"
+
+
+def test_an_unknown_event_type_is_kept_and_ignored(sender, store):
+    envelope = {"type": "subscription.teleported", "object": "event", "timestamp": 1, "data": {"id": "x"}}
+    answer = sender.post(SUBS, body_of(envelope), msg_id="msg_unknown")
+    assert answer.body["outcome"] == "ignored"
+    assert store.event("clerk.subscriptions", "msg_unknown")["event_type"] == "subscription.teleported"
+
+
+def test_the_same_message_sent_to_both_endpoints_is_handled_by_each(sender, store):
+    body = sample("clerk/paymentAttempt.updated.json")
+    assert sender.post(SUBS, body, msg_id="msg_both").body["outcome"] == "ignored"
+    assert sender.post(ATTEMPTS, body, msg_id="msg_both").body["outcome"] == "applied"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "body"),
+        (json.dumps({"type": "subscriptionItem.active", "timestamp": 1, "data": {"id": "x"}}).encode(), "data.status"),
+    ],
+)
+def test_a_verified_but_invalid_body_is_quarantined_and_named(sender, store, body, field):
+    answer = sender.post(SUBS, body, msg_id="msg_bad")
+    assert answer.status == 400
+    assert answer.body["error"] == "invalid_event" and answer.body["field"] == field
+    kept = store.event("clerk.subscriptions", "msg_bad")
+    assert kept["outcome"] == "quarantined"
+    assert kept["body"] == body.decode()
+    assert field in kept["error"]
+    assert "expires_at" not in kept  # kept until replayed
+    assert state(store) == {}
+
+
+def test_a_quarantined_event_is_applied_when_redelivered_after_a_fix(sender, store):
+    good = sample_json("clerk/subscriptionItem.canceled.json")
+    bad = json.loads(json.dumps(good))
+    bad["data"]["status"] = "paused"  # a status this version does not know
+    assert sender.post(SUBS, body_of(bad), msg_id="msg_q").status == 400
+    # The provider retries the same message id; after a fix it reads (here: the body it would have been).
+    answer = sender.post(SUBS, body_of(good), msg_id="msg_q")
+    assert answer.body["outcome"] == "applied"
+    assert store.event("clerk.subscriptions", "msg_q")["outcome"] == "applied"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda a: a.update(secret=new_secret()), "no signature matches"),
+        (lambda a: a.update(timestamp=int(time.time()) - 600), "outside the 5 minute tolerance"),
+        (lambda a: a.update(timestamp=int(time.time()) + 600), "outside the 5 minute tolerance"),
+        (lambda a: a.update(headers={"svix-signature": "v1,AAAA"}), "no signature matches"),
+        (lambda a: a.update(headers={"svix-signature": "v1"}), "malformed"),
+        (lambda a: a.update(headers={"svix-id": ""}), "missing signature headers"),
+    ],
+)
+def test_unverified_requests_are_refused_and_leave_no_trace(sender, store, dynamodb_local, table, tamper, reason):
+    kwargs = {}
+    tamper(kwargs)
+    answer = sender.post(SUBS, sample("clerk/subscription.created.json"), **kwargs)
+    assert answer.status == 401
+    assert answer.body["error"] == "invalid_signature" and reason in answer.body["message"]
+    assert dynamodb_local.client().scan(TableName=table)["Count"] == 0
+
+
+def test_a_tampered_body_is_refused(sender, dynamodb_local, table, monkeypatch):
+    from paygate_dev.apigw import http_event
+    from paygate_dev.invoke import invoke
+    from paygate_dev.signing import signed_headers
+
+    body = sample("clerk/subscription.created.json").decode()
+    headers = signed_headers(sender.secret, body)
+    monkeypatch.setenv("WEBHOOK_SECRET", sender.secret)
+    tampered = body.replace('"free_user"', '"pro"')
+    response = invoke(SUBS, http_event("POST", "/webhooks/clerk/subscriptions", body=tampered, headers=headers))
+    assert response["statusCode"] == 401
+    assert dynamodb_local.client().scan(TableName=table)["Count"] == 0
+
+
+def test_a_rotated_secret_still_verifies(sender):
+    old, new = new_secret(), new_secret()
+    for secret in (old, new):
+        answer = sender.post(SUBS, sample("clerk/subscription.created.json"), secret=secret, configured=f"{new},{old}")
+        assert answer.status == 200
+
+
+def test_an_oversize_body_is_refused_before_anything_else(sender, dynamodb_local, table):
+    envelope = sample_json("clerk/subscription.created.json")
+    envelope["padding"] = "x" * MAX_WEBHOOK_BODY_BYTES
+    answer = sender.post(SUBS, body_of(envelope))
+    assert answer.status == 413 and answer.body["error"] == "body_too_large"
+    assert dynamodb_local.client().scan(TableName=table)["Count"] == 0
+
+
+def test_a_store_outage_answers_503_so_the_provider_retries(sender, monkeypatch):
+    monkeypatch.setenv("TABLE_NAME", "paygate-table-that-does-not-exist")
+    answer = sender.post(SUBS, sample("clerk/subscription.created.json"))
+    assert answer.status == 503 and answer.body["error"] == "store_unavailable"
+
+
+def test_a_missing_secret_is_our_fault_and_says_so(sender, monkeypatch):
+    from paygate_dev.apigw import http_event
+    from paygate_dev.invoke import invoke
+
+    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    response = invoke(SUBS, http_event("POST", "/x", body="{}", headers={}))
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"])["error"] == "misconfigured"
+
+
+def story() -> list[tuple[str, bytes]]:
+    """Every subscription-family sample, as (message id, body), in the order Clerk sent them."""
+    names = [n for n in sample_names("clerk") if function_for(n) == SUBS and ".org." not in n]
+    events = sorted((sample_json(n)["timestamp"], n) for n in names)
+    return [(f"msg_{i:02d}", sample(n)) for i, (_, n) in enumerate(events)]
+
+
+def test_shuffled_delivery_with_duplicates_ends_in_the_in_order_state(sender, store, dynamodb_local, monkeypatch):
+    in_order = story()
+    for msg_id, body in in_order:
+        sender.post(SUBS, body, msg_id=msg_id)
+    expected = state(store)
+    assert expected[PRO_ITEM_SK]["status"] in {"active", "canceled", "past_due", "trialing"}
+
+    rng = random.Random(20261123)
+    for attempt in range(3):
+        name = f"paygate-shuffle-{attempt}"
+        dynamodb_local.create_table(name)
+        monkeypatch.setenv("TABLE_NAME", name)
+        deliveries = [d for d in in_order for _ in range(rng.randint(1, 3))]
+        rng.shuffle(deliveries)
+        outcomes = [sender.post(SUBS, body, msg_id=msg_id).body["outcome"] for msg_id, body in deliveries]
+        from paygate.infra.store import Store
+
+        assert state(Store(name)) == expected
+        assert outcomes.count("duplicate") == len(deliveries) - len(in_order)
+        dynamodb_local.client().delete_table(TableName=name)
