@@ -21,6 +21,7 @@ class ItemStatus(StrEnum):
     TRIALING = "trialing"
     PAST_DUE = "past_due"  # Clerk: a payment failed, retries under way
     ON_HOLD = "on_hold"  # Dodo: a renewal payment failed
+    PAUSED = "paused"  # Dodo: paused by the merchant or customer; grants nothing until resumed
     CANCELED = "canceled"  # will end (at period end) or has ended (immediately)
     UPCOMING = "upcoming"  # scheduled to start at a later period
     INCOMPLETE = "incomplete"
@@ -54,7 +55,8 @@ class AccessWindow:
 class PlanItem:
     """The facts about one item that decide access (a projection of a stored item record)."""
 
-    plan: str
+    #: ``None`` for a provider product the catalog does not map to a plan: it grants nothing.
+    plan: str | None
     status: ItemStatus
     period_end_ms: int | None = None
     cancel_at_period_end: bool = False
@@ -73,6 +75,8 @@ class PlanItem:
 
 def access_window(item: PlanItem, policy: AccessPolicy) -> AccessWindow | None:
     """The window in which ``item`` grants its plan, or ``None`` if it grants nothing."""
+    if not item.plan:
+        return None
     match item.status:
         case ItemStatus.ACTIVE | ItemStatus.TRIALING:
             if item.cancel_at_period_end and item.period_end_ms is not None:

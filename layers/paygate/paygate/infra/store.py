@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -25,14 +25,18 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from paygate.domain.state import Effect, Outcome, StateRecord
+from paygate.domain.links import INHERIT, LINKED_PAYER, MergedRecord, fill_inherited, is_link, link_record_id
+from paygate.domain.state import Effect, Outcome, Payer, PayerKind, RecordKind, StateRecord
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-#: Answer fast and let the provider retry, rather than hold a webhook open on a sick store.
-CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+#: Answer fast and let the provider retry, rather than hold a webhook open on a sick store:
+#: two tries of at most 1 s to connect and 3 s to read stay inside the 10 s Lambda timeout.
+CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
 _MAX_APPLY_ATTEMPTS = 6
+#: A customer, or a payment that leads to its customer: links never chain further than this.
+_MAX_LINK_HOPS = 3
 
 
 class StoreUnavailable(Exception):
@@ -50,6 +54,17 @@ class InboxEntry:
     received_at: int
     event_type: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where a provider id's state belongs now: the payer its links lead to."""
+
+    payer: Payer | None
+    #: Facts the links on the way know (e.g. a payment's subscription).
+    inherit: Mapping[str, object] = field(default_factory=dict)
+    #: The provider id with no link yet, whose state is kept under it; the write checks it is still unlinked.
+    unlinked: Payer | None = None
 
 
 def payer_pk(payer_key: str) -> str:
@@ -74,7 +89,13 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
 
     def apply(self, entry: InboxEntry, effect: Effect) -> Outcome:
-        """Record ``entry`` and apply the non-stale part of ``effect``, atomically."""
+        """Record ``entry`` and apply the non-stale part of ``effect``, atomically.
+
+        An effect that involves provider links (a customer payer, link records, merged records) is
+        resolved first; see :meth:`_apply_linked`.
+        """
+        if needs_linking(effect):
+            return self._apply_linked(entry, effect)
         pending = list(effect.records)
         payer = effect.payer.key if effect.payer else None
         for attempt in range(_MAX_APPLY_ATTEMPTS):
@@ -177,19 +198,171 @@ class Store:
         except BotoCoreError as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
 
+    # -- payers known through provider ids (see paygate.domain.links) -------------------------
+
+    def _apply_linked(self, entry: InboxEntry, effect: Effect) -> Outcome:
+        """:meth:`apply` for an effect that involves provider links.
+
+        1. A customer payer is resolved through its stored links (a GetItem per hop); its records are
+           filed under the payer found, with what the links know filled in. If no link exists yet,
+           the transaction checks that none appeared meanwhile.
+        2. A merged record is read, merged and written only if unchanged since the read.
+        3. After the transaction, each link the effect writes moves what was kept under its source id
+           into the linked payer's partition (version-conditioned: it never rolls anything back).
+        """
+        unresolved = effect.payer if effect.payer is not None and effect.payer.kind is PayerKind.CUSTOMER else None
+        stale: set[tuple[str, str]] = set()  # versions only grow: a stale record stays stale
+        outcome = Outcome.STALE
+        for attempt in range(_MAX_APPLY_ATTEMPTS):
+            resolution = self.resolve(entry.provider, unresolved) if unresolved else Resolution(effect.payer)
+            planned: list[tuple[StateRecord, str | None, bool]] = []  # record, version read, merged?
+            for record in effect.records:
+                record = _bind(record, unresolved, resolution)
+                if isinstance(record, MergedRecord):
+                    current = self._get(payer_pk(record.payer.key), record_sk(record))
+                    merged = record.merge(current) if record.merge else None
+                    if merged is not None:
+                        version, fields = merged
+                        concrete = StateRecord(record.payer, record.kind, record.record_id, version, fields)
+                        planned.append((concrete, current.get("version") if current else None, True))
+                elif (record.payer.key, record_sk(record)) not in stale:
+                    planned.append((record, None, False))
+            outcome = Outcome.APPLIED if planned else Outcome.STALE
+            payer = resolution.payer.key if resolution.payer else None
+            writes = [self._inbox_put(entry, outcome, payer, [record_sk(r) for r, _, _ in planned])]
+            writes += [self._merged_put(r, entry, seen) if m else self._record_put(r, entry) for r, seen, m in planned]
+            if planned and resolution.unlinked is not None:
+                writes.append(self._unlinked_check(entry.provider, resolution.unlinked))
+            try:
+                self._write(writes)
+                break
+            except _Cancelled as cancelled:
+                if cancelled.failed_condition(0):
+                    outcome = Outcome.DUPLICATE
+                    break
+                failed = [i for i in range(1, len(writes)) if cancelled.failed_condition(i)]
+                for i in failed:
+                    if i <= len(planned) and not planned[i - 1][2]:
+                        record = planned[i - 1][0]
+                        stale.add((record.payer.key, record_sk(record)))
+                # A merged record or the unlinked check failed: read and resolve again.
+                if not failed and not cancelled.conflict:
+                    raise StoreUnavailable(f"transaction cancelled: {cancelled.codes}") from None
+                if cancelled.conflict:
+                    time.sleep(0.005 * (2**attempt))
+        else:
+            raise StoreUnavailable("the event could not be applied: too many concurrent writers")
+        # Also after a duplicate: a retry after a crash between the two steps completes the move.
+        for link in (r for r in effect.records if is_link(r)):
+            self.move_linked(entry.provider, link.payer)
+        return outcome
+
+    def resolve(self, provider: str, payer: Payer) -> Resolution:
+        """The payer that ``payer`` (a provider id kept as a customer payer) belongs to, by its links."""
+        inherit: dict[str, object] = {}
+        current, seen = payer, {payer.key}
+        for _ in range(_MAX_LINK_HOPS):
+            if current.kind is not PayerKind.CUSTOMER:
+                break
+            link = self._get(payer_pk(current.key), _link_sk(provider, current))
+            if link is None:
+                return Resolution(current, inherit, unlinked=current)
+            for key, value in (link.get(INHERIT) or {}).items():
+                inherit.setdefault(key, value)
+            following = Payer.from_key(link[LINKED_PAYER])
+            if following.key in seen:
+                break
+            seen.add(following.key)
+            current = following
+        return Resolution(current, inherit)
+
+    def move_linked(self, provider: str, source: Payer) -> int:
+        """Move what is kept under ``source`` to where its stored link leads; the number moved.
+
+        Each record moves in its own transaction (put into the payer's partition if newer there,
+        delete from the source if unchanged), so a crash or a race leaves it in one place or the
+        other, never lost; whatever is left behind moves with the next write of the link.
+        """
+        target = self.resolve(provider, source)
+        if target.payer is None or target.payer == source:
+            return 0
+        moved = 0
+        for item in self.query_partition(payer_pk(source.key), consistent=True):
+            if item.get("kind") == RecordKind.CUSTOMER_LINK.value:
+                continue
+            copy = {**fill_inherited(item, target.inherit), "pk": payer_pk(target.payer.key), "payer": target.payer.key}
+            put = {
+                "TableName": self.table_name,
+                "Item": _serialize(copy),
+                "ConditionExpression": "attribute_not_exists(#v) OR #v < :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"S": item["version"]}},
+            }
+            delete = {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"S": item["version"]}},
+            }
+            try:
+                self._write([{"Put": put}, {"Delete": delete}])
+                moved += 1
+            except _Cancelled as cancelled:
+                if cancelled.failed_condition(0) and not cancelled.failed_condition(1):
+                    # The payer already holds something newer: the kept copy is obsolete.
+                    try:
+                        self._write([{"Delete": delete}])
+                    except _Cancelled:
+                        pass
+        return moved
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        try:
+            got = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+        return _deserialize(got["Item"]) if "Item" in got else None
+
+    def _merged_put(self, record: StateRecord, entry: InboxEntry, seen_version: str | None) -> dict:
+        """Written only if the record is still what the merge read."""
+        write = self._record_put(record, entry)
+        put = write["Put"]
+        if seen_version is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+            put.pop("ExpressionAttributeNames")
+            put.pop("ExpressionAttributeValues")
+        else:
+            put["ConditionExpression"] = "#v = :seen"
+            put["ExpressionAttributeValues"] = {":seen": {"S": seen_version}}
+        return write
+
+    def _unlinked_check(self, provider: str, unlinked: Payer) -> dict:
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": payer_pk(unlinked.key)}, "sk": {"S": _link_sk(provider, unlinked)}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
     # -- reads -------------------------------------------------------------------------------
 
     def payer_records(self, payer_key: str) -> list[dict[str, Any]]:
         """Everything stored for one payer, in one Query (paged only past 1 MB)."""
         return self.query_partition(payer_pk(payer_key))
 
-    def query_partition(self, pk: str) -> list[dict[str, Any]]:
+    def query_partition(self, pk: str, consistent: bool = False) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": pk}},
         }
+        if consistent:
+            kwargs["ConsistentRead"] = True
         try:
             while True:
                 page = self.client.query(**kwargs)
@@ -221,6 +394,24 @@ class _Cancelled(Exception):
 
     def failed_condition(self, index: int) -> bool:
         return index < len(self.codes) and self.codes[index] == "ConditionalCheckFailed"
+
+
+def needs_linking(effect: Effect) -> bool:
+    """Whether applying ``effect`` must follow or write provider links, or merge with stored state."""
+    if effect.payer is not None and effect.payer.kind is PayerKind.CUSTOMER:
+        return True
+    return any(is_link(r) or isinstance(r, MergedRecord) for r in effect.records)
+
+
+def _bind(record: StateRecord, unresolved: Payer | None, resolution: Resolution) -> StateRecord:
+    """A record kept under a provider id, filed under the payer its links lead to."""
+    if unresolved is None or record.payer != unresolved or is_link(record) or resolution.payer is None:
+        return record
+    return replace(record, payer=resolution.payer, fields=fill_inherited(record.fields, resolution.inherit))
+
+
+def _link_sk(provider: str, source: Payer) -> str:
+    return f"{RecordKind.CUSTOMER_LINK.value}#{link_record_id(provider, source.id)}"
 
 
 def _serialize(item: Mapping[str, Any]) -> dict[str, Any]:

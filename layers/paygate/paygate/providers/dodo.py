@@ -1,0 +1,669 @@
+"""Dodo Payments: wire models of its webhook payloads and the state change each event makes.
+
+Field names, types and nullability follow Dodo's webhook JSON (see docs/reference/dodo-payments.md):
+snake_case, ISO 8601 UTC timestamps (stored as epoch milliseconds), money as integer minor units
+with a currency code, credit quantities as exact decimal strings. Unknown extra fields are
+tolerated; an unknown *status* is not - it fails validation and the event is quarantined.
+
+Dodo objects carry no ``updated_at``, so versions are ordered by the envelope's ``timestamp`` (when
+the event happened). A retry delivers the object's state *at delivery time* under the original
+timestamp; ordering by event time keeps the newest event's state whatever order they arrive in.
+
+Who pays: checkout metadata ``organization_id`` (wins) or ``user_id`` names the payer and links the
+Dodo customer to it; an event without them is kept under the customer (see :mod:`paygate.domain.links`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator
+
+from paygate.config import load_catalog
+from paygate.domain.access import DAY_MS, ItemStatus
+from paygate.domain.catalog import Catalog
+from paygate.domain.credits import BalanceFigure, LowBalanceAlert, is_decimal, merge_balance
+from paygate.domain.links import MergedRecord, customer_payer, link_record
+from paygate.domain.state import Effect, Payer, PayerKind, RecordKind, StateRecord, version_key
+from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, WireModel, parse
+
+PROVIDER = "dodo"
+
+#: The checkout / subscription metadata keys that name who pays (see docs/dodo.md).
+METADATA_USER_ID = "user_id"
+METADATA_ORGANIZATION_ID = "organization_id"
+
+SUBSCRIPTION_EVENTS = (
+    "subscription.active",
+    "subscription.updated",
+    "subscription.on_hold",
+    "subscription.renewed",
+    "subscription.plan_changed",
+    "subscription.cancelled",
+    "subscription.failed",
+    "subscription.expired",
+    "subscription.paused",
+    "subscription.unpaused",
+    "subscription.past_due",
+    "subscription.update_payment_method",
+)
+PAYMENT_EVENTS = ("payment.succeeded", "payment.failed", "payment.processing", "payment.cancelled")
+REFUND_EVENTS = ("refund.succeeded", "refund.failed")
+DISPUTE_EVENTS = (
+    "dispute.opened",
+    "dispute.challenged",
+    "dispute.accepted",
+    "dispute.cancelled",
+    "dispute.expired",
+    "dispute.won",
+    "dispute.lost",
+)
+CREDIT_LEDGER_EVENTS = (
+    "credit.added",
+    "credit.deducted",
+    "credit.expired",
+    "credit.rolled_over",
+    "credit.rollover_forfeited",
+    "credit.overage_charged",
+    "credit.overage_reset",
+    "credit.manual_adjustment",
+)
+CREDIT_BALANCE_LOW_EVENTS = ("credit.balance_low",)
+
+SubscriptionStatus = Literal["pending", "active", "on_hold", "paused", "cancelled", "failed", "expired", "past_due"]
+IntentStatus = Literal[
+    "succeeded",
+    "failed",
+    "cancelled",
+    "processing",
+    "requires_customer_action",
+    "requires_merchant_action",
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_capture",
+    "partially_captured",
+    "partially_captured_and_capturable",
+]
+RefundStatus = Literal["succeeded", "failed", "pending", "review"]
+DisputeStatus = Literal[
+    "dispute_opened",
+    "dispute_expired",
+    "dispute_accepted",
+    "dispute_cancelled",
+    "dispute_challenged",
+    "dispute_won",
+    "dispute_lost",
+]
+DisputeStage = Literal["pre_dispute", "dispute", "pre_arbitration"]
+TimeInterval = Literal["Day", "Week", "Month", "Year"]
+LedgerEntryType = Literal[
+    "credit_added",
+    "credit_deducted",
+    "credit_expired",
+    "credit_rolled_over",
+    "rollover_forfeited",
+    "overage_charged",
+    "overage_reset",
+    "auto_top_up",
+    "manual_adjustment",
+    "refund",
+]
+
+
+def _decimal_string(value: str) -> str:
+    if not is_decimal(value):
+        raise ValueError("must be a decimal number in a string")
+    return value
+
+
+#: A credit quantity: an exact decimal string, kept as sent.
+Credits = Annotated[str, AfterValidator(_decimal_string)]
+
+
+# -- wire models -----------------------------------------------------------------------------
+
+
+class DodoCustomer(WireModel):
+    customer_id: str
+    email: str | None = None
+    name: str | None = None
+    phone_number: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class DodoSubscription(WireModel):
+    subscription_id: str
+    status: SubscriptionStatus
+    product_id: str
+    quantity: int
+    customer: DodoCustomer
+    metadata: dict[str, Any] = {}
+    currency: str
+    recurring_pre_tax_amount: int
+    tax_inclusive: bool | None = None
+    payment_frequency_count: int
+    payment_frequency_interval: TimeInterval
+    subscription_period_count: int | None = None
+    subscription_period_interval: TimeInterval | None = None
+    previous_billing_date: datetime
+    next_billing_date: datetime
+    created_at: datetime
+    cancel_at_next_billing_date: bool = False
+    cancelled_at: datetime | None = None
+    cancellation_feedback: str | None = None
+    cancellation_comment: str | None = None
+    expires_at: datetime | None = None
+    trial_period_days: int = 0
+    trial_amount: int | None = None
+    on_demand: bool | None = None
+    past_due_ends_at: datetime | None = None
+    payment_method_id: str | None = None
+    payload_type: str | None = None
+
+
+class DodoRefundSummary(WireModel):
+    refund_id: str
+    status: RefundStatus | None = None
+    amount: int | None = None
+    currency: str | None = None
+
+
+class DodoPayment(WireModel):
+    payment_id: str
+    status: IntentStatus | None = None
+    subscription_id: str | None = None
+    customer: DodoCustomer
+    metadata: dict[str, Any] = {}
+    total_amount: int
+    tax: int | None = None
+    currency: str
+    settlement_amount: int | None = None
+    settlement_currency: str | None = None
+    settlement_tax: int | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    refunds: list[DodoRefundSummary] = []
+    refund_status: Literal["partial", "full"] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    payment_method: str | None = None
+    payment_method_type: str | None = None
+    card_last_four: str | None = None
+    card_network: str | None = None
+    checkout_session_id: str | None = None
+    invoice_id: str | None = None
+    retry_attempt: int | None = None
+    is_update_payment_method: bool | None = None
+    payload_type: str | None = None
+
+
+class DodoRefund(WireModel):
+    refund_id: str
+    payment_id: str
+    status: RefundStatus
+    amount: int | None = None
+    currency: str | None = None
+    is_partial: bool = False
+    reason: str | None = None
+    created_at: datetime
+    customer: DodoCustomer | None = None  # newer senders only
+    metadata: dict[str, Any] | None = None
+    payload_type: str | None = None
+
+
+class DodoDispute(WireModel):
+    dispute_id: str
+    payment_id: str
+    # A string "to accommodate precision" (a number in Dodo's own mocks): minor units either way.
+    amount: str | int
+    currency: str
+    dispute_status: DisputeStatus
+    dispute_stage: DisputeStage
+    is_resolved_by_rdr: bool | None = None
+    remarks: str | None = None
+    reason: str | None = None
+    created_at: datetime
+    customer: DodoCustomer | None = None  # older senders only
+    payload_type: str | None = None
+
+
+class DodoCreditLedgerEntry(WireModel):
+    id: str
+    credit_entitlement_id: str
+    customer_id: str
+    grant_id: str | None = None
+    transaction_type: LedgerEntryType
+    amount: Credits
+    is_credit: bool
+    balance_before: Credits
+    balance_after: Credits
+    overage_before: Credits | None = None
+    overage_after: Credits | None = None
+    description: str | None = None
+    reference_type: str | None = None
+    reference_id: str | None = None
+    created_at: datetime
+    metadata: dict[str, Any] | None = None
+    payload_type: str | None = None
+
+
+class DodoCreditBalanceLow(WireModel):
+    customer_id: str
+    subscription_id: str
+    credit_entitlement_id: str
+    credit_entitlement_name: str
+    available_balance: Credits
+    subscription_credits_amount: Credits
+    threshold_percent: int
+    threshold_amount: Credits
+    payload_type: str | None = None
+
+
+class _Envelope(WireModel):
+    business_id: str | None = None
+    type: str
+    timestamp: datetime
+
+
+class SubscriptionEvent(_Envelope):
+    data: DodoSubscription
+
+
+class PaymentEvent(_Envelope):
+    data: DodoPayment
+
+
+class RefundEvent(_Envelope):
+    data: DodoRefund
+
+
+class DisputeEvent(_Envelope):
+    data: DodoDispute
+
+
+class CreditLedgerEvent(_Envelope):
+    data: DodoCreditLedgerEntry
+
+
+class CreditBalanceLowEvent(_Envelope):
+    data: DodoCreditBalanceLow
+
+
+# -- who pays --------------------------------------------------------------------------------
+
+
+def payer_from_metadata(metadata: Mapping[str, Any] | None, where: str) -> Payer | None:
+    """The payer the application named in checkout metadata; the organization wins, as in Clerk."""
+    ids: dict[str, str] = {}
+    for key in (METADATA_ORGANIZATION_ID, METADATA_USER_ID):
+        value = (metadata or {}).get(key)
+        if value is None or value == "":
+            continue
+        # Newer senders may widen metadata values to numbers; an id is never a boolean or an object.
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidEvent(f"{where}.{key}", "must be a string id")
+        ids[key] = str(value)
+    if METADATA_ORGANIZATION_ID in ids:
+        return Payer(PayerKind.ORGANIZATION, ids[METADATA_ORGANIZATION_ID])
+    if METADATA_USER_ID in ids:
+        return Payer(PayerKind.USER, ids[METADATA_USER_ID])
+    return None
+
+
+def _owner(customer_id: str, metadata: Mapping[str, Any] | None, where: str, version: str) -> tuple[Payer, list]:
+    """The payer to file under, and the link records to write (customer -> payer) when metadata names it."""
+    payer = payer_from_metadata(metadata, where)
+    if payer is None:
+        return customer_payer(customer_id), []
+    links = [
+        link_record(PROVIDER, customer_id, payer, version, customer_id=customer_id),
+        # The payer's own copy, so the account page can list its provider customers.
+        StateRecord(
+            payer, RecordKind.CUSTOMER_LINK, f"{PROVIDER}:{customer_id}", version, {"customer_id": customer_id}
+        ),
+    ]
+    return payer, links
+
+
+# -- mapping to state ------------------------------------------------------------------------
+
+
+def ms(moment: datetime) -> int:
+    """Epoch milliseconds; a timestamp without an offset is UTC, as Dodo sends every time."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # Whole parts, not float seconds, which can round a microsecond timestamp the wrong way.
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _opt_ms(moment: datetime | None) -> int | None:
+    return None if moment is None else ms(moment)
+
+
+_STATUS = {
+    "pending": ItemStatus.PENDING,
+    "active": ItemStatus.ACTIVE,
+    "on_hold": ItemStatus.ON_HOLD,
+    "paused": ItemStatus.PAUSED,
+    "cancelled": ItemStatus.CANCELED,
+    "failed": ItemStatus.FAILED,
+    "expired": ItemStatus.EXPIRED,
+    "past_due": ItemStatus.PAST_DUE,
+}
+
+
+def plan_period(count: int, interval: str) -> str:
+    unit = interval.lower()
+    return unit if count == 1 else f"{count} {unit}s"
+
+
+def item_fields(sub: DodoSubscription, event_ts: int, catalog: Catalog) -> dict[str, Any]:
+    """The normalized item record (same fields as Clerk's): what the gate reads to decide access."""
+    status = _STATUS[sub.status]
+    created = ms(sub.created_at)
+    period_start = ms(sub.previous_billing_date)
+    period_end = ms(sub.next_billing_date)
+    trial_ends = created + sub.trial_period_days * DAY_MS
+    in_trial = sub.trial_period_days > 0 and event_ts < trial_ends
+    if status is ItemStatus.ACTIVE and in_trial:
+        status = ItemStatus.TRIALING
+    past_due_at = None
+    if status in (ItemStatus.ON_HOLD, ItemStatus.PAST_DUE):
+        # Dodo sends no "on hold since". A failed renewal was due at next_billing_date (not advanced
+        # while on hold), which every later event of the same hold repeats; a failed mid-period
+        # plan-change charge is earlier than that, and then the event's own time is the best fact.
+        past_due_at = min(period_end, event_ts)
+    canceled_at = _opt_ms(sub.cancelled_at)
+    ended_at = None
+    if status is ItemStatus.CANCELED:
+        ended_at = period_end if sub.cancel_at_next_billing_date else (canceled_at or event_ts)
+    elif status is ItemStatus.EXPIRED:
+        ended_at = _opt_ms(sub.expires_at) or event_ts
+    elif status is ItemStatus.FAILED:
+        ended_at = event_ts
+    slug = catalog.plan_for_product(sub.product_id)
+    plan = catalog.plans.get(slug) if slug else None
+    renews = status in (ItemStatus.ACTIVE, ItemStatus.TRIALING) and not sub.cancel_at_next_billing_date
+    return {
+        "subscription_id": sub.subscription_id,
+        "item_id": sub.subscription_id,  # one product per Dodo subscription
+        "plan_id": sub.product_id,
+        # null for a product the catalog does not map: the record is kept, it grants no plan.
+        "plan_slug": slug,
+        "plan_name": plan.name if plan else None,
+        "plan_period": plan_period(sub.payment_frequency_count, sub.payment_frequency_interval),
+        "status": status.value,
+        "provider_status": sub.status,
+        "period_start": period_start,
+        "period_end": period_end,
+        "is_free_trial": in_trial and not sub.trial_amount,
+        "cancel_at_period_end": sub.cancel_at_next_billing_date,
+        "canceled_at": canceled_at,
+        "past_due_at": past_due_at,
+        "ended_at": ended_at,
+        "amount": sub.recurring_pre_tax_amount,  # per renewal, before tax, minor units
+        "currency": sub.currency,
+        "next_payment_at": period_end if renews else None,
+        "changed_at": event_ts,
+        "customer_id": sub.customer.customer_id,
+        "quantity": sub.quantity,
+        "past_due_ends_at": _opt_ms(sub.past_due_ends_at),
+    }
+
+
+def subscription_effect(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
+    event = parse(SubscriptionEvent, envelope)
+    sub = event.data
+    event_ts = ms(event.timestamp)
+    version = version_key(event_ts, event_ts, delivery.event_id)
+    payer, links = _owner(sub.customer.customer_id, sub.metadata, "data.metadata", version)
+    fields = item_fields(sub, event_ts, catalog)
+    item = StateRecord(payer, RecordKind.ITEM, f"{PROVIDER}:{sub.subscription_id}", version, fields)
+    subscription = StateRecord(
+        payer,
+        RecordKind.SUBSCRIPTION,
+        f"{PROVIDER}:{sub.subscription_id}",
+        version,
+        {
+            "subscription_id": sub.subscription_id,
+            "status": sub.status,
+            "product_id": sub.product_id,
+            "plan_slug": fields["plan_slug"],
+            "customer_id": sub.customer.customer_id,
+            "quantity": sub.quantity,
+            "created_at": ms(sub.created_at),
+            "previous_billing_date": fields["period_start"],
+            "next_billing_date": fields["period_end"],
+            "cancel_at_next_billing_date": sub.cancel_at_next_billing_date,
+            "cancelled_at": fields["canceled_at"],
+            "cancellation_feedback": sub.cancellation_feedback,
+            "expires_at": _opt_ms(sub.expires_at),
+            "trial_period_days": sub.trial_period_days,
+            "recurring_pre_tax_amount": sub.recurring_pre_tax_amount,
+            "currency": sub.currency,
+            "item_ids": [sub.subscription_id],
+            "changed_at": event_ts,
+        },
+    )
+    return Effect(payer, (subscription, item, *links))
+
+
+def map_subscription(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+    return subscription_effect(envelope, delivery, load_catalog())
+
+
+def map_payment(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+    event = parse(PaymentEvent, envelope)
+    pay = event.data
+    event_ts = ms(event.timestamp)
+    changed_at = _opt_ms(pay.updated_at) or event_ts
+    version = version_key(changed_at, event_ts, delivery.event_id)
+    customer_id = pay.customer.customer_id
+    payer, links = _owner(customer_id, pay.metadata, "data.metadata", version)
+    payment = StateRecord(
+        payer,
+        RecordKind.PAYMENT,
+        f"{PROVIDER}:{pay.payment_id}",
+        version,
+        {
+            "payment_id": pay.payment_id,
+            "status": pay.status,
+            "subscription_id": pay.subscription_id,
+            "customer_id": customer_id,
+            "amount": pay.total_amount,  # charged, tax included, minor units
+            "tax": pay.tax,
+            "currency": pay.currency,
+            "settlement_amount": pay.settlement_amount,
+            "settlement_currency": pay.settlement_currency,
+            "refund_status": pay.refund_status,
+            "refund_ids": [r.refund_id for r in pay.refunds],
+            "error_code": pay.error_code,
+            "error_message": pay.error_message,
+            "payment_method": pay.payment_method,
+            "card_last_four": pay.card_last_four,
+            "card_network": pay.card_network,
+            "checkout_session_id": pay.checkout_session_id,
+            "invoice_id": pay.invoice_id,
+            "retry_attempt": pay.retry_attempt,
+            "is_update_payment_method": pay.is_update_payment_method,
+            "created_at": ms(pay.created_at),
+            "changed_at": changed_at,
+        },
+    )
+    # Refunds and disputes name only the payment: link it to its customer, with its subscription.
+    payment_link = link_record(
+        PROVIDER,
+        pay.payment_id,
+        customer_payer(customer_id),
+        version,
+        inherit={"subscription_id": pay.subscription_id},
+        customer_id=customer_id,
+    )
+    return Effect(payer, (payment, payment_link, *links))
+
+
+def map_refund(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+    event = parse(RefundEvent, envelope)
+    refund = event.data
+    event_ts = ms(event.timestamp)
+    # Filed through the payment's link: its customer's payer, and its subscription.
+    payer = customer_payer(refund.payment_id)
+    record = StateRecord(
+        payer,
+        RecordKind.REFUND,
+        f"{PROVIDER}:{refund.refund_id}",
+        version_key(event_ts, event_ts, delivery.event_id),
+        {
+            "refund_id": refund.refund_id,
+            "payment_id": refund.payment_id,
+            "subscription_id": None,
+            "customer_id": refund.customer.customer_id if refund.customer else None,
+            "status": refund.status,
+            "amount": refund.amount,
+            "currency": refund.currency,
+            "is_partial": refund.is_partial,
+            "reason": refund.reason,
+            "created_at": ms(refund.created_at),
+            "changed_at": event_ts,
+        },
+    )
+    return Effect(payer, (record,))
+
+
+def dispute_amount(amount: str | int) -> int:
+    """Integer minor units from Dodo's string (or number) amount; anything fractional is refused."""
+    if isinstance(amount, int):
+        return amount
+    text = amount.strip()
+    if not text.lstrip("-").isdigit():
+        raise InvalidEvent("data.amount", "must be a whole number of minor units")
+    return int(text)
+
+
+def map_dispute(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+    event = parse(DisputeEvent, envelope)
+    dispute = event.data
+    event_ts = ms(event.timestamp)
+    payer = customer_payer(dispute.payment_id)
+    record = StateRecord(
+        payer,
+        RecordKind.DISPUTE,
+        f"{PROVIDER}:{dispute.dispute_id}",
+        version_key(event_ts, event_ts, delivery.event_id),
+        {
+            "dispute_id": dispute.dispute_id,
+            "payment_id": dispute.payment_id,
+            "subscription_id": None,
+            "customer_id": dispute.customer.customer_id if dispute.customer else None,
+            "status": dispute.dispute_status,
+            "stage": dispute.dispute_stage,
+            "amount": dispute_amount(dispute.amount),
+            "currency": dispute.currency,
+            "is_resolved_by_rdr": dispute.is_resolved_by_rdr,
+            "remarks": dispute.remarks,
+            "reason": dispute.reason,
+            "created_at": ms(dispute.created_at),
+            "changed_at": event_ts,
+        },
+    )
+    return Effect(payer, (record,))
+
+
+def _balance_record(payer: Payer, entitlement_id: str, merge: Any) -> MergedRecord:
+    return MergedRecord(payer, RecordKind.CREDIT_BALANCE, f"{PROVIDER}:{entitlement_id}", "", {}, merge=merge)
+
+
+def map_credit_ledger(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+    event = parse(CreditLedgerEvent, envelope)
+    entry = event.data
+    event_ts = ms(event.timestamp)
+    created = ms(entry.created_at)
+    version = version_key(created, event_ts, delivery.event_id)
+    payer, links = _owner(entry.customer_id, entry.metadata, "data.metadata", version)
+    line = StateRecord(
+        payer,
+        RecordKind.CREDIT_LEDGER,
+        f"{PROVIDER}:{entry.id}",
+        version,
+        {
+            "entry_id": entry.id,
+            "event_type": event.type,
+            "credit_entitlement_id": entry.credit_entitlement_id,
+            "customer_id": entry.customer_id,
+            "grant_id": entry.grant_id,
+            "transaction_type": entry.transaction_type,
+            "amount": entry.amount,
+            "is_credit": entry.is_credit,
+            "balance_before": entry.balance_before,
+            "balance_after": entry.balance_after,
+            "overage_before": entry.overage_before,
+            "overage_after": entry.overage_after,
+            "description": entry.description,
+            "reference_type": entry.reference_type,
+            "reference_id": entry.reference_id,
+            "created_at": created,
+            "changed_at": created,
+        },
+    )
+    figure = BalanceFigure(entry.balance_after, entry.overage_after, created, version, entry.id)
+    merge = partial(
+        merge_balance, credit_entitlement_id=entry.credit_entitlement_id, customer_id=entry.customer_id, figure=figure
+    )
+    return Effect(payer, (line, _balance_record(payer, entry.credit_entitlement_id, merge), *links))
+
+
+def map_credit_balance_low(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+    event = parse(CreditBalanceLowEvent, envelope)
+    low = event.data
+    event_ts = ms(event.timestamp)  # the alert has no time of its own
+    alert = LowBalanceAlert(
+        available_balance=low.available_balance,
+        threshold_amount=low.threshold_amount,
+        threshold_percent=low.threshold_percent,
+        subscription_credits_amount=low.subscription_credits_amount,
+        subscription_id=low.subscription_id,
+        at_ms=event_ts,
+        version=version_key(event_ts, event_ts, delivery.event_id),
+    )
+    merge = partial(
+        merge_balance,
+        credit_entitlement_id=low.credit_entitlement_id,
+        customer_id=low.customer_id,
+        alert=alert,
+        credit_entitlement_name=low.credit_entitlement_name,
+    )
+    payer = customer_payer(low.customer_id)
+    return Effect(payer, (_balance_record(payer, low.credit_entitlement_id, merge),))
+
+
+SUBSCRIPTIONS = WebhookFamily(
+    name="dodo.subscriptions",
+    provider=PROVIDER,
+    mappers=dict.fromkeys(SUBSCRIPTION_EVENTS, map_subscription),
+)
+
+PAYMENTS = WebhookFamily(
+    name="dodo.payments",
+    provider=PROVIDER,
+    mappers={
+        **dict.fromkeys(PAYMENT_EVENTS, map_payment),
+        **dict.fromkeys(REFUND_EVENTS, map_refund),
+        **dict.fromkeys(DISPUTE_EVENTS, map_dispute),
+    },
+)
+
+CREDITS = WebhookFamily(
+    name="dodo.credits",
+    provider=PROVIDER,
+    mappers={
+        **dict.fromkeys(CREDIT_LEDGER_EVENTS, map_credit_ledger),
+        **dict.fromkeys(CREDIT_BALANCE_LOW_EVENTS, map_credit_balance_low),
+    },
+)
