@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 
 @dataclass
@@ -86,5 +87,13 @@ def http_event(
     if path_parameters:
         event["pathParameters"] = path_parameters
     if query:
-        event["queryStringParameters"] = dict(p.split("=", 1) if "=" in p else (p, "") for p in query.split("&"))
+        event["queryStringParameters"] = query_parameters(query)
     return event
+
+
+def query_parameters(query: str) -> dict[str, str]:
+    """As API Gateway passes them: URL-decoded, a repeated name's values joined with commas."""
+    joined: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        joined.setdefault(name, []).append(value)
+    return {name: ",".join(values) for name, values in joined.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -102,4 +103,86 @@ def functions(template: dict[str, Any] | None = None) -> dict[str, Function]:
             routes.append(Route(ev["Method"].upper(), ev["Path"], None if auth == "NONE" else auth))
         env = {**global_env, **((props.get("Environment") or {}).get("Variables") or {})}
         found[logical_id] = Function(logical_id, ROOT / props["CodeUri"], props["Handler"], env, tuple(routes))
+    return found
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """A Lambda authorizer of the HTTP API, as SAM's ``Auth.Authorizers`` declares it."""
+
+    name: str
+    function: str
+    payload_version: str = "2.0"
+    simple_responses: bool = False
+    #: API Gateway selection expressions, e.g. ``$request.header.Authorization``, ``$context.routeKey``.
+    identity_sources: tuple[str, ...] = ()
+    #: Seconds a decision is cached; 0 disables the cache.
+    ttl_s: int = 0
+
+
+#: SAM's ``Identity`` keys and the selection expression prefix each becomes.
+_IDENTITY_PREFIXES = {
+    "Headers": "$request.header.",
+    "QueryStrings": "$request.querystring.",
+    "StageVariables": "$stageVariables.",
+    "Context": "$context.",
+}
+
+
+def _function_of(arn: Any) -> str | None:
+    """The function logical id behind ``!GetAtt X.Arn`` / ``!Ref X`` / ``!Sub ${X.Arn}``."""
+    if isinstance(arn, dict):
+        if "Fn::GetAtt" in arn:
+            return arn["Fn::GetAtt"][0]
+        if "Ref" in arn:
+            return arn["Ref"]
+        if "Fn::Sub" in arn and isinstance(arn["Fn::Sub"], str):
+            inner = arn["Fn::Sub"].strip()
+            if inner.startswith("${") and inner.endswith("}"):
+                return inner[2:-1].split(".", 1)[0]
+    return None
+
+
+def _scalar(template: dict[str, Any], value: Any) -> Any:
+    """A value, or the default of the template parameter it ``!Ref``-erences."""
+    if isinstance(value, dict) and "Ref" in value:
+        return (template.get("Parameters") or {}).get(value["Ref"], {}).get("Default", 0)
+    return value
+
+
+def with_parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    """A copy of ``template`` whose parameters default to ``overrides`` (as ``--parameter-overrides`` sets them)."""
+    changed = copy.deepcopy(template)
+    parameters = changed.setdefault("Parameters", {})
+    for name, value in overrides.items():
+        if name not in parameters:
+            raise ValueError(f"template has no parameter {name!r}; it has {', '.join(sorted(parameters))}")
+        parameters[name]["Default"] = value
+    return changed
+
+
+def authorizers(template: dict[str, Any] | None = None) -> dict[str, Authorizer]:
+    """The Lambda authorizers of the template's HTTP APIs, by the name routes refer to them with."""
+    template = template or load()
+    found: dict[str, Authorizer] = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::HttpApi":
+            continue
+        auth = resource.get("Properties", {}).get("Auth") or {}
+        for name, spec in (auth.get("Authorizers") or {}).items():
+            function = _function_of(spec.get("FunctionArn"))
+            if function is None:  # a JWT authorizer or an ARN outside the template: not run locally
+                continue
+            identity = spec.get("Identity") or {}
+            sources = tuple(
+                prefix + str(value) for key, prefix in _IDENTITY_PREFIXES.items() for value in identity.get(key) or ()
+            )
+            found[name] = Authorizer(
+                name=name,
+                function=function,
+                payload_version=str(spec.get("AuthorizerPayloadFormatVersion", "2.0")),
+                simple_responses=bool(spec.get("EnableSimpleResponses", False)),
+                identity_sources=sources,
+                ttl_s=int(_scalar(template, identity.get("ReauthorizeEvery", 0))),
+            )
     return found

@@ -34,7 +34,12 @@ def test_the_invoke_command_re_signs_and_runs_a_sample(dynamodb_local, table):
     event = EVENTS_DIR / "apigw" / "clerk" / "subscription.created.json"
     done = subprocess.run(  # noqa: S603 - our own command
         [sys.executable, "-m", "paygate_dev.invoke", "ClerkSubscriptionsFunction", "-e", str(event)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     response = json.loads(done.stdout[done.stdout.index("{\n") :])
@@ -47,7 +52,12 @@ def test_without_re_signing_a_stored_sample_is_refused_as_expired(dynamodb_local
     event = EVENTS_DIR / "apigw" / "clerk" / "subscription.created.json"
     done = subprocess.run(  # noqa: S603 - our own command
         [sys.executable, "-m", "paygate_dev.invoke", "ClerkSubscriptionsFunction", "-e", str(event), "--no-sign"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     response = json.loads(done.stdout[done.stdout.index("{\n") :])
     assert response["statusCode"] == 401

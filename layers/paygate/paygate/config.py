@@ -7,6 +7,7 @@ layer. A bad entry fails the cold start with a :class:`CatalogError` that names 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from paygate.domain.catalog import Catalog, Plan, PlanScope
+from paygate.domain.gate import GateError, parse_gate
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "paygate.toml"
+#: ``METHOD /path`` as API Gateway names a route (``ANY`` included), or its ``$default`` route.
+ROUTE_KEY = re.compile(r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /\S*|\$default)$")
 
 
 class CatalogError(ValueError):
@@ -77,4 +81,10 @@ def parse_catalog(raw: Mapping[str, Any], source: str = "paygate.toml") -> Catal
     for route_key, gate in routes.items():
         if not isinstance(gate, Mapping):
             raise fail(f"routes.{route_key!r}", "must be a table describing the gate")
+        if not ROUTE_KEY.match(route_key):
+            raise fail(f"routes.{route_key!r}", "is not a route key as API Gateway names it, e.g. 'GET /pro/{proxy+}'")
+        try:
+            parse_gate(gate, plans)
+        except GateError as exc:
+            raise fail(f"routes.{route_key!r}", str(exc)) from None
     return Catalog(plans=plans, products=products, routes=dict(routes))

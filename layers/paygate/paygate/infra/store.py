@@ -17,19 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from paygate.domain.links import INHERIT, LINKED_PAYER, MergedRecord, fill_inherited, is_link, link_record_id
 from paygate.domain.state import Effect, Outcome, Payer, PayerKind, RecordKind, StateRecord
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+from paygate.infra.dynamodb import from_item, new_client, to_item
 
 #: Answer fast and let the provider retry, rather than hold a webhook open on a sick store:
 #: two tries of at most 1 s to connect and 3 s to read stay inside the 10 s Lambda timeout.
@@ -83,7 +78,7 @@ class Store:
     def __init__(self, table_name: str, client: Any | None = None, retention_days: int = 90) -> None:
         self.table_name = table_name
         # AWS_ENDPOINT_URL_DYNAMODB (boto3's own setting) points this at DynamoDB Local.
-        self.client = client or boto3.client("dynamodb", config=CLIENT_CONFIG)
+        self.client = client or new_client(CLIENT_CONFIG)
         self.retention_s = retention_days * 86_400
 
     # -- writes ------------------------------------------------------------------------------
@@ -415,19 +410,8 @@ def _link_sk(provider: str, source: Payer) -> str:
 
 
 def _serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items()}
+    return to_item(item)
 
 
 def _deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; paygate stores only integers (ms, minor units)."""
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return from_item(item)

@@ -1,0 +1,227 @@
+"""What a payer's stored records grant at one instant: plans, features, subscriptions, credits.
+
+Pure: the records come in (as the store returns them), ``now_ms`` is a parameter. Access follows
+the windows of :mod:`paygate.domain.access` (trials, grace periods, cancel at period end); a plan's
+features come from the catalog. A plan is granted only in its own scope: a user plan from the
+user's partition, an organization plan from the organization's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from paygate.domain.access import AccessPolicy, ItemStatus, PlanItem, access_window
+from paygate.domain.catalog import Catalog, PlanScope
+from paygate.domain.gate import Grants, Scoped
+from paygate.domain.state import Payer, PayerKind, RecordKind
+
+#: Items worth showing on a billing page even when they grant nothing right now.
+_SHOWN_WITHOUT_ACCESS = frozenset(
+    {ItemStatus.UPCOMING, ItemStatus.PAST_DUE, ItemStatus.ON_HOLD, ItemStatus.PENDING, ItemStatus.PAUSED}
+)
+_LIVE = frozenset({ItemStatus.ACTIVE, ItemStatus.TRIALING})
+_SCOPE_OF_PAYER = {PayerKind.USER: PlanScope.USER, PayerKind.ORGANIZATION: PlanScope.ORG}
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """One plan on one subscription, as a pricing or billing page shows it."""
+
+    provider: str | None
+    subscription_id: str | None
+    item_id: str | None
+    plan: str | None
+    plan_name: str | None
+    status: str
+    plan_period: str | None
+    period_start: int | None
+    period_end: int | None
+    next_payment_at: int | None
+    next_payment_amount: int | None
+    next_payment_currency: str | None
+    cancel_at_period_end: bool
+    #: When access ends (exclusive, epoch ms); ``None`` while it renews with no end in sight.
+    access_until: int | None
+    #: Whether the item is inside its access window at the instant the view was made (its plan,
+    #: if the catalog maps one, is then granted).
+    active: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "subscription_id": self.subscription_id,
+            "item_id": self.item_id,
+            "plan": self.plan,
+            "plan_name": self.plan_name,
+            "status": self.status,
+            "plan_period": self.plan_period,
+            "period_start": self.period_start,
+            "period_end": self.period_end,
+            "next_payment": (
+                {
+                    "at": self.next_payment_at,
+                    "amount": self.next_payment_amount,
+                    "currency": self.next_payment_currency,
+                }
+                if self.next_payment_at is not None
+                else None
+            ),
+            "cancel_at_period_end": self.cancel_at_period_end,
+            "access_until": self.access_until,
+            "active": self.active,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CreditBalance:
+    credit_entitlement_id: str
+    name: str | None
+    #: A decimal string, as the provider counts credits (never a float).
+    balance: str
+    low_balance: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "credit_entitlement_id": self.credit_entitlement_id,
+            "name": self.name,
+            "balance": self.balance,
+            "low_balance": self.low_balance,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PayerEntitlements:
+    payer: Payer
+    plans: frozenset[str] = frozenset()
+    features: frozenset[str] = frozenset()
+    subscriptions: tuple[SubscriptionView, ...] = ()
+    credits: tuple[CreditBalance, ...] = field(default=())
+
+
+def entitlements_of(
+    payer: Payer,
+    records: Iterable[Mapping[str, Any]],
+    catalog: Catalog,
+    policy: AccessPolicy,
+    now_ms: int,
+) -> PayerEntitlements:
+    """What ``payer``'s ``records`` grant at ``now_ms``."""
+    live = [r for r in records if not _expired(r, now_ms)]
+    subscriptions = {r.get("subscription_id"): r for r in live if r.get("kind") == RecordKind.SUBSCRIPTION.value}
+    scope = _SCOPE_OF_PAYER.get(payer.kind)
+    plans: set[str] = set()
+    views: list[SubscriptionView] = []
+    for record in live:
+        if record.get("kind") != RecordKind.ITEM.value:
+            continue
+        view = _item_view(record, subscriptions.get(record.get("subscription_id")), policy, now_ms)
+        if view.active and view.plan is not None and _in_scope(catalog, view.plan, scope):
+            plans.add(view.plan)
+        elif not view.active and not _worth_showing(view):
+            continue
+        views.append(view)
+    views.sort(key=lambda v: (not v.active, v.plan or "", v.item_id or ""))
+    credits = sorted(
+        (c for c in (_credit(r) for r in live if r.get("kind") == RecordKind.CREDIT_BALANCE.value) if c),
+        key=lambda c: c.credit_entitlement_id,
+    )
+    return PayerEntitlements(
+        payer=payer,
+        plans=frozenset(plans),
+        features=catalog.features_of(plans),
+        subscriptions=tuple(views),
+        credits=tuple(credits),
+    )
+
+
+def store_grants(token: Grants, user: PayerEntitlements | None, org: PayerEntitlements | None) -> Grants:
+    """The token's caller holding what the store grants instead of what the token carries.
+
+    Identity (user, organization, role) stays the token's. A permission keeps counting only while
+    the organization's stored plans have its feature: the store can take a permission away
+    (a canceled plan) but cannot add one, since which permissions a member has lives in the token.
+    """
+    org_ent = org if token.org_id else None
+    org_features = org_ent.features if org_ent else frozenset()
+    # org:<feature>:<action> - the feature is the second part.
+    permissions = frozenset(p for p in token.org_permissions if p.partition(":")[2].partition(":")[0] in org_features)
+    return Grants(
+        user_id=token.user_id,
+        org_id=token.org_id,
+        org_role=token.org_role,
+        org_permissions=permissions,
+        plans=Scoped.of(org_ent.plans if org_ent else (), user.plans if user else ()),
+        features=Scoped.of(org_features, user.features if user else ()),
+    )
+
+
+def _in_scope(catalog: Catalog, plan_slug: str, scope: PlanScope | None) -> bool:
+    # A plan the catalog does not describe grants its slug (no features) wherever it is stored.
+    plan = catalog.plans.get(plan_slug)
+    return scope is not None and (plan is None or plan.scope is scope)
+
+
+def _worth_showing(view: SubscriptionView) -> bool:
+    try:
+        status = ItemStatus(view.status)
+    except ValueError:
+        return False
+    # A product the catalog does not map is paid for but grants nothing: show it, so it can be noticed.
+    return status in _SHOWN_WITHOUT_ACCESS or (view.plan is None and status in _LIVE)
+
+
+def _item_view(
+    record: Mapping[str, Any], subscription: Mapping[str, Any] | None, policy: AccessPolicy, now_ms: int
+) -> SubscriptionView:
+    plan = record.get("plan_slug") if isinstance(record.get("plan_slug"), str) else None
+    try:
+        window = access_window(PlanItem.from_fields(record), policy)
+    except (KeyError, ValueError, TypeError):
+        window = None  # an unknown status or a broken record grants nothing
+    next_at = record.get("next_payment_at")
+    amount = record.get("next_payment_amount")
+    currency = record.get("next_payment_currency")
+    if next_at is None and subscription is not None:
+        next_at = subscription.get("next_payment_at")
+        amount = subscription.get("next_payment_amount")
+        currency = subscription.get("next_payment_currency")
+    elif next_at is not None and amount is None:
+        amount, currency = record.get("amount"), record.get("currency")
+    return SubscriptionView(
+        provider=record.get("provider"),
+        subscription_id=record.get("subscription_id"),
+        item_id=record.get("item_id") or record.get("record_id"),
+        plan=plan,
+        plan_name=record.get("plan_name"),
+        status=str(record.get("status")),
+        plan_period=record.get("plan_period"),
+        period_start=record.get("period_start"),
+        period_end=record.get("period_end"),
+        next_payment_at=next_at,
+        next_payment_amount=amount,
+        next_payment_currency=currency,
+        cancel_at_period_end=bool(record.get("cancel_at_period_end")),
+        access_until=window.end_ms if window else None,
+        active=window is not None and window.contains(now_ms),
+    )
+
+
+def _credit(record: Mapping[str, Any]) -> CreditBalance | None:
+    entitlement = record.get("credit_entitlement_id")
+    if not isinstance(entitlement, str):
+        return None
+    balance = record.get("balance")
+    return CreditBalance(
+        credit_entitlement_id=entitlement,
+        name=record.get("credit_entitlement_name"),
+        balance=str(balance) if balance is not None else "0",
+        low_balance=bool(record.get("low_balance")),
+    )
+
+
+def _expired(record: Mapping[str, Any], now_ms: int) -> bool:
+    # DynamoDB deletes items past their TTL lazily (DynamoDB Local never): past it, a record is absent.
+    expires_at = record.get("expires_at")
+    return isinstance(expires_at, int) and expires_at * 1000 <= now_ms

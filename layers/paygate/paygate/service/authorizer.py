@@ -1,0 +1,308 @@
+"""The authorizer's decision: may this caller use this route, right now?
+
+1. **Route**: the gate of the event's ``routeKey`` from the catalog. A route without one is denied.
+2. **Who**: the session token from ``Authorization: Bearer`` (else Clerk's ``__session`` cookie),
+   verified (RS256, issuer, ``azp``, ``exp`` / ``nbf`` with a small skew). A pending session is
+   denied unless ``CLERK_ALLOW_PENDING_SESSIONS=true``.
+3. **Claims first**: the gate evaluated exactly as Clerk's ``has()`` over the token's claims.
+4. **Store next**, only when the claims do not already allow and the gate asks about billing: the
+   user's and the active organization's stored subscriptions at this instant, in one request.
+   With ``STORE_AUTHORITATIVE=true`` the claims' plans, features and permissions are not trusted:
+   billing checks are answered by the store alone, so a cancellation revokes access at once.
+
+Any error denies (fail closed). The token never appears in a log line or a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from paygate import clock as wall_clock
+from paygate import settings
+from paygate.config import load_catalog
+from paygate.domain.access import AccessPolicy
+from paygate.domain.catalog import Catalog
+from paygate.domain.entitlements import entitlements_of, store_grants
+from paygate.domain.gate import (
+    ClaimError,
+    Gate,
+    Grants,
+    Session,
+    Source,
+    needs_billing,
+    parse_gate,
+    payer_kinds,
+    route_context,
+    session_from_claims,
+)
+from paygate.domain.state import Payer, PayerKind
+from paygate.infra.tokens import KeyUnavailable, TokenError, TokenSettings, TokenVerifier
+from paygate.service.payers import DEFAULT_CACHE_MS, PayerReader, PayerReadError
+
+SESSION_COOKIE = "__session"
+_ITEM_PREFIX = "item#"
+
+
+class Reason:
+    """Why a request was allowed or denied (logged, and used by tests)."""
+
+    GRANTED = "granted"
+    NO_GATE = "no_gate"
+    NO_TOKEN = "no_token"  # noqa: S105 - reason codes, not secrets
+    INVALID_TOKEN = "invalid_token"  # noqa: S105
+    PENDING_SESSION = "pending_session"
+    NOT_GRANTED = "not_granted"
+    STORE_UNAVAILABLE = "store_unavailable"
+    KEYS_UNAVAILABLE = "keys_unavailable"
+    MISCONFIGURED = "misconfigured"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+    detail: str = ""
+    source: Source | None = None
+    context: Mapping[str, str] = field(default_factory=dict)
+
+    def response(self) -> dict[str, Any]:
+        """API Gateway's simple response (payload 2.0); a denial carries no context."""
+        if self.allowed:
+            return {"isAuthorized": True, "context": dict(self.context)}
+        return {"isAuthorized": False}
+
+
+def parse_flag(name: str, raw: str | None) -> bool:
+    value = (raw or "").strip().lower()
+    if value in ("", "false"):
+        return False
+    if value == "true":
+        return True
+    raise ValueError(f"{name} must be 'true' or 'false'")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizerSettings:
+    tokens: TokenSettings
+    store_authoritative: bool = False
+    allow_pending: bool = False
+    store_cache_ms: int = DEFAULT_CACHE_MS
+    policy: AccessPolicy = field(default_factory=AccessPolicy)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthorizerSettings:
+        env = os.environ if env is None else env
+        cache_s = env.get("PAYGATE_STORE_CACHE_SECONDS", "").strip()
+        return cls(
+            tokens=TokenSettings.from_env(env),
+            store_authoritative=parse_flag("STORE_AUTHORITATIVE", env.get("STORE_AUTHORITATIVE")),
+            allow_pending=parse_flag("CLERK_ALLOW_PENDING_SESSIONS", env.get("CLERK_ALLOW_PENDING_SESSIONS")),
+            store_cache_ms=int(float(cache_s) * 1000) if cache_s else DEFAULT_CACHE_MS,
+            policy=settings.access_policy(),
+        )
+
+
+class Authorizer:
+    def __init__(
+        self,
+        config: AuthorizerSettings,
+        catalog: Catalog,
+        verifier: TokenVerifier,
+        reader: PayerReader,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.verifier = verifier
+        self.reader = reader
+        # Parsed once per container; config.py already validated every gate at load time.
+        self.gates: dict[str, Gate] = {key: parse_gate(raw, catalog.plans) for key, raw in catalog.routes.items()}
+
+    def decide(self, event: Mapping[str, Any], now_ms: int) -> Decision:
+        route_key = event.get("routeKey")
+        gate = self.gates.get(route_key) if isinstance(route_key, str) else None
+        if gate is None:
+            return Decision(False, Reason.NO_GATE, f"no gate is configured for route {str(route_key)[:200]!r}")
+        token = session_token(event)
+        if token is None:
+            return Decision(False, Reason.NO_TOKEN, "no bearer token or __session cookie")
+        try:
+            session = session_from_claims(self.verifier.verify(token, now_ms))
+        except KeyUnavailable as exc:
+            return Decision(False, Reason.KEYS_UNAVAILABLE, str(exc))
+        except (TokenError, ClaimError) as exc:
+            return Decision(False, Reason.INVALID_TOKEN, str(exc))
+        if session.pending and not self.config.allow_pending:
+            return Decision(False, Reason.PENDING_SESSION, "the session has pending tasks (sts=pending)")
+
+        billing = needs_billing(gate)
+        claims = session.grants
+        if self.config.store_authoritative:
+            # The token still says who the caller is (user, organization, role), not what they pay for.
+            claims = claims.without_billing()
+        if (not self.config.store_authoritative or not billing) and gate.allows(claims):
+            return self._allow(session, claims, Source.TOKEN)
+        if not billing:
+            return Decision(False, Reason.NOT_GRANTED, "the gate does not hold")
+
+        kinds = payer_kinds(gate, org_active=session.org_id is not None)
+        if not kinds:
+            return Decision(False, Reason.NOT_GRANTED, "the gate does not hold and no stored payer applies")
+        try:
+            stored = self._store_grants(session, kinds, now_ms)
+        except PayerReadError as exc:
+            return Decision(False, Reason.STORE_UNAVAILABLE, f"the store could not be read ({exc})")
+        if gate.allows(stored):
+            return self._allow(session, stored, Source.STORE)
+        return Decision(False, Reason.NOT_GRANTED, "the gate holds neither on the token nor on the store")
+
+    def _store_grants(self, session: Session, kinds: frozenset[PayerKind], now_ms: int) -> Grants:
+        payers = {
+            kind: Payer(kind, session.user_id if kind is PayerKind.USER else session.org_id or "") for kind in kinds
+        }
+        records = self.reader.read([p.key for p in payers.values()], now_ms, sk_prefix=_ITEM_PREFIX)
+        held = {
+            kind: entitlements_of(payer, records.get(payer.key, []), self.catalog, self.config.policy, now_ms)
+            for kind, payer in payers.items()
+        }
+        return store_grants(session.grants, held.get(PayerKind.USER), held.get(PayerKind.ORGANIZATION))
+
+    @staticmethod
+    def _allow(session: Session, grants: Grants, source: Source) -> Decision:
+        return Decision(True, Reason.GRANTED, source=source, context=route_context(session, grants, source))
+
+
+def session_token(event: Mapping[str, Any]) -> str | None:
+    """The session token: ``Authorization`` first (as Clerk's SDK), else the ``__session`` cookie.
+
+    ``Bearer <token>`` or a bare token are read; another scheme (``Basic ...``) is no token at
+    all - the cookie is *not* consulted then, because API Gateway's cache is keyed on the header.
+    """
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    header = headers.get("authorization")
+    if isinstance(header, str) and header.strip():
+        scheme, _, rest = header.strip().partition(" ")
+        if not rest:
+            return scheme
+        if scheme.lower() != "bearer":
+            return None
+        return rest.strip() or None
+    cookies = list(event.get("cookies") or [])
+    if isinstance(headers.get("cookie"), str):
+        cookies += headers["cookie"].split(";")
+    for cookie in cookies:
+        name, _, value = str(cookie).strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
+
+
+# -- one per container -------------------------------------------------------------------------
+
+_bound: dict[tuple[str, ...], Authorizer] = {}
+
+_ENV_KEYS = (
+    "TABLE_NAME",
+    "PAYGATE_CONFIG",
+    "CLERK_JWT_KEY",
+    "CLERK_JWKS_URL",
+    "CLERK_ISSUER",
+    "CLERK_AUTHORIZED_PARTIES",
+    "CLERK_CLOCK_SKEW_SECONDS",
+    "CLERK_ALLOW_PENDING_SESSIONS",
+    "STORE_AUTHORITATIVE",
+    "PAYGATE_STORE_CACHE_SECONDS",
+    "GRACE_PERIOD_DAYS",
+)
+
+
+def container_authorizer(reader_factory: Callable[[str, int], PayerReader] | None = None) -> Authorizer:
+    """The container's authorizer: catalog, keys (JWKS cache) and store cache live as long as it does.
+
+    Keyed by the configuration it was built from, so a process serving several configurations
+    (the tests, the local server) never mixes them. Raises when the configuration is unusable.
+    """
+    env_key = tuple(os.environ.get(k, "") for k in _ENV_KEYS)
+    bound = _bound.get(env_key)
+    if bound is None:
+        config = AuthorizerSettings.from_env()
+        table = os.environ.get("TABLE_NAME", "")
+        reader = (reader_factory or (lambda t, ms: PayerReader(t, cache_ms=ms)))(table, config.store_cache_ms)
+        bound = Authorizer(config, load_catalog(), TokenVerifier(config.tokens), reader)
+        _bound[env_key] = bound
+    return bound
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, with Powertools' key names (level, message, service, correlation_id ...).
+
+    The authorizer runs before every premium request, so it does not import Powertools' Logger
+    (about 60 ms of cold start) for the one line it writes per decision.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "level": record.levelname,
+            "location": f"{record.funcName}:{record.lineno}",
+            "message": record.getMessage(),
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created))
+            + f",{int(record.msecs):03d}+0000",
+            "service": "paygate",
+            "function_family": "authorizer",
+        }
+        entry.update(getattr(record, "paygate", {}))
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def _decision_logger() -> logging.Logger:
+    logger = logging.getLogger("paygate.authorizer")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonLogFormatter())
+        logger.addHandler(handler)
+        # Lambda's root handler would print the line a second time, as plain text.
+        logger.propagate = False
+        level = os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "INFO"
+        logger.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
+    return logger
+
+
+def authorizer_handler(clock: Callable[[], int] | None = None) -> Callable[[dict, Any], dict]:
+    """The Lambda handler: a simple response, and one log line per decision (never the token)."""
+    logger = _decision_logger()
+
+    def handler(event: dict, context: Any) -> dict:
+        try:
+            authorizer = container_authorizer()
+        except Exception as exc:  # noqa: BLE001 - fail closed; a bad gate or a missing issuer says what is wrong
+            decision = Decision(False, Reason.MISCONFIGURED, f"{type(exc).__name__}: {exc}")
+        else:
+            try:
+                decision = authorizer.decide(event, (clock or wall_clock.now_ms)())
+            except Exception as exc:  # noqa: BLE001 - fail closed; only the type, a message could echo input
+                decision = Decision(False, Reason.ERROR, type(exc).__name__)
+        fields = {
+            "route_key": event.get("routeKey"),
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "detail": decision.detail,
+            "source": decision.source,
+            "user_id": decision.context.get("user_id"),
+            "correlation_id": (event.get("requestContext") or {}).get("requestId"),
+            "function_request_id": getattr(context, "aws_request_id", None),
+        }
+        level = logging.INFO if decision.allowed or decision.reason in _EXPECTED_DENIALS else logging.ERROR
+        logger.log(level, "authorizer decided", extra={"paygate": fields})
+        return decision.response()
+
+    return handler
+
+
+_EXPECTED_DENIALS = frozenset({Reason.NO_TOKEN, Reason.INVALID_TOKEN, Reason.PENDING_SESSION, Reason.NOT_GRANTED})

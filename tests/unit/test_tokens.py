@@ -1,0 +1,430 @@
+"""Session token verification: the happy path, every token attack, clock skew edges, PEM and JWKS keys.
+
+Keys are generated per test session; nothing here is a real secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from paygate.infra.tokens import (
+    JwksCache,
+    KeyUnavailable,
+    TokenError,
+    TokenSettings,
+    TokenVerifier,
+    load_pem_key,
+    parse_jwks,
+)
+
+ISSUER = "https://clerk.example.test"
+PARTY = "https://app.example.test"
+NOW_S = 1_760_000_000
+NOW_MS = NOW_S * 1000
+
+
+@pytest.fixture(scope="module")
+def keypair() -> tuple[rsa.RSAPrivateKey, str]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public_pem
+
+
+@pytest.fixture(scope="module")
+def other_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def claims(**overrides) -> dict:
+    base = {
+        "iss": ISSUER,
+        "sub": "user_1",
+        "sid": "sess_1",
+        "azp": PARTY,
+        "iat": NOW_S - 10,
+        "nbf": NOW_S - 15,
+        "exp": NOW_S + 50,
+        "v": 2,
+        "pla": "u:pro",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def sign(private, payload: dict, kid: str = "k1", **headers) -> str:
+    return jwt.encode(payload, private, algorithm="RS256", headers={"kid": kid, **headers})
+
+
+def pem_verifier(public_pem: str, **settings) -> TokenVerifier:
+    options = {"issuer": ISSUER, "authorized_parties": (PARTY,), "pem_key": public_pem, **settings}
+    return TokenVerifier(TokenSettings(**options))
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_a_valid_token_is_verified(keypair):
+    private, public_pem = keypair
+    verified = pem_verifier(public_pem).verify(sign(private, claims()), NOW_MS)
+    assert verified["sub"] == "user_1" and verified["pla"] == "u:pro"
+
+
+def test_one_line_escaped_pem_is_accepted(keypair):
+    private, public_pem = keypair
+    escaped = public_pem.strip().replace("\n", "\\n")
+    assert pem_verifier(escaped).verify(sign(private, claims()), NOW_MS)["sub"] == "user_1"
+
+
+# -- attacks ---------------------------------------------------------------------------------
+
+
+def test_expired(keypair):
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match="expired"):
+        pem_verifier(public_pem).verify(sign(private, claims(exp=NOW_S - 60)), NOW_MS)
+
+
+def test_not_yet_valid(keypair):
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match="not valid yet"):
+        pem_verifier(public_pem).verify(sign(private, claims(nbf=NOW_S + 60)), NOW_MS)
+
+
+def test_issued_in_the_future(keypair):
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match="future"):
+        pem_verifier(public_pem).verify(sign(private, claims(iat=NOW_S + 60)), NOW_MS)
+
+
+def test_wrong_issuer(keypair):
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match="issuer"):
+        pem_verifier(public_pem).verify(sign(private, claims(iss="https://evil.example.test")), NOW_MS)
+    with pytest.raises(TokenError, match="issuer"):
+        pem_verifier(public_pem).verify(sign(private, claims(iss=None)), NOW_MS)
+
+
+def test_unlisted_authorized_party(keypair):
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match="azp"):
+        pem_verifier(public_pem).verify(sign(private, claims(azp="https://evil.example.test")), NOW_MS)
+
+
+def test_missing_authorized_party_passes_as_in_clerk(keypair):
+    # Clerk omits azp when the minting request had no Origin (a native app); only a present one is checked.
+    private, public_pem = keypair
+    assert pem_verifier(public_pem).verify(sign(private, claims(azp=None)), NOW_MS)["sub"] == "user_1"
+
+
+def test_alg_none(keypair):
+    _, public_pem = keypair
+    token = f"{b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{b64(json.dumps(claims()).encode())}."
+    with pytest.raises(TokenError, match="algorithm"):
+        pem_verifier(public_pem).verify(token, NOW_MS)
+
+
+def test_hs256_signed_with_the_public_key(keypair):
+    # The classic confusion attack: HMAC keyed with the (public) PEM text.
+    _, public_pem = keypair
+    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{b64(json.dumps(claims()).encode())}"
+    mac = hmac.new(public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    with pytest.raises(TokenError, match="algorithm"):
+        pem_verifier(public_pem).verify(f"{signing_input}.{b64(mac)}", NOW_MS)
+
+
+@pytest.mark.parametrize("alg", ["RS384", "RS512", "PS256"])
+def test_other_rsa_algorithms_are_refused(keypair, alg):
+    private, public_pem = keypair
+    token = jwt.encode(claims(), private, algorithm=alg)
+    with pytest.raises(TokenError, match="algorithm"):
+        pem_verifier(public_pem).verify(token, NOW_MS)
+
+
+def test_tampered_payload(keypair):
+    private, public_pem = keypair
+    header, _, signature = sign(private, claims()).split(".")
+    forged = b64(json.dumps(claims(pla="u:enterprise")).encode())
+    with pytest.raises(TokenError, match="signature"):
+        pem_verifier(public_pem).verify(f"{header}.{forged}.{signature}", NOW_MS)
+
+
+def test_signed_by_another_key(keypair, other_key):
+    _, public_pem = keypair
+    with pytest.raises(TokenError, match="signature"):
+        pem_verifier(public_pem).verify(sign(other_key, claims()), NOW_MS)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "abc", "a.b", "a.b.c.d", "!!!.???.###", "x" * 20_000],
+)
+def test_garbage(keypair, token):
+    _, public_pem = keypair
+    with pytest.raises(TokenError):
+        pem_verifier(public_pem).verify(token, NOW_MS)
+
+
+def test_wrong_typ(keypair):
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match="typ"):
+        pem_verifier(public_pem).verify(sign(private, claims(), typ="at+jwt"), NOW_MS)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"sub": None}, "subject"),
+        ({"sub": 7}, "subject"),
+        ({"exp": None}, "expiry"),
+        ({"exp": "soon"}, "expiry"),
+        ({"nbf": "now"}, "nbf"),
+    ],
+)
+def test_malformed_claims(keypair, override, message):
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match=message):
+        pem_verifier(public_pem).verify(sign(private, claims(**override)), NOW_MS)
+
+
+# -- clock skew edges ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exp_offset_ms", "valid"),
+    [(-5000, False), (-4999, True), (0, True), (1, True)],
+)
+def test_expiry_skew_edge(keypair, exp_offset_ms, valid):
+    # Rejected when exp <= now - skew (Clerk's rule): with a 5 s skew, exactly 5 s late is too late.
+    private, public_pem = keypair
+    token = sign(private, claims(exp=NOW_S, iat=NOW_S - 30, nbf=NOW_S - 30))
+    verifier = pem_verifier(public_pem, clock_skew_s=5)
+    now = NOW_MS - exp_offset_ms
+    if valid:
+        assert verifier.verify(token, now)["sub"] == "user_1"
+    else:
+        with pytest.raises(TokenError, match="expired"):
+            verifier.verify(token, now)
+
+
+@pytest.mark.parametrize(("nbf_ahead_ms", "valid"), [(5000, True), (5001, False)])
+def test_not_before_skew_edge(keypair, nbf_ahead_ms, valid):
+    # Rejected when nbf > now + skew: a token up to 5 s "early" is accepted.
+    private, public_pem = keypair
+    token = sign(private, claims(nbf=NOW_S, iat=None, exp=NOW_S + 60))
+    verifier = pem_verifier(public_pem, clock_skew_s=5)
+    now = NOW_MS - nbf_ahead_ms
+    if valid:
+        assert verifier.verify(token, now)["sub"] == "user_1"
+    else:
+        with pytest.raises(TokenError, match="not valid yet"):
+            verifier.verify(token, now)
+
+
+def test_zero_skew(keypair):
+    private, public_pem = keypair
+    token = sign(private, claims(exp=NOW_S))
+    with pytest.raises(TokenError, match="expired"):
+        pem_verifier(public_pem, clock_skew_s=0).verify(token, NOW_MS)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def test_settings_from_env():
+    settings = TokenSettings.from_env(
+        {
+            "CLERK_ISSUER": ISSUER,
+            "CLERK_AUTHORIZED_PARTIES": f" {PARTY}, http://localhost:3000 ,",
+            "CLERK_CLOCK_SKEW_SECONDS": "10",
+            "CLERK_JWKS_URL": "https://clerk.example.test/.well-known/jwks.json",
+        }
+    )
+    assert settings.authorized_parties == (PARTY, "http://localhost:3000")
+    assert settings.clock_skew_s == 10
+    assert settings.pem_key is None
+    assert TokenSettings.from_env({"CLERK_ISSUER": ISSUER}).clock_skew_s == 5
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"issuer": "", "pem_key": "x"}, "CLERK_ISSUER"),
+        ({"issuer": ISSUER}, "neither CLERK_JWT_KEY nor CLERK_JWKS_URL"),
+        ({"issuer": ISSUER, "jwks_url": "ftp://x"}, "http"),
+        ({"issuer": ISSUER, "jwks_url": "https://x", "clock_skew_s": -1}, "SKEW"),
+        ({"issuer": ISSUER, "pem_key": "not a key"}, "PEM"),
+    ],
+)
+def test_unusable_configuration(settings, message):
+    with pytest.raises(KeyUnavailable, match=message):
+        TokenVerifier(TokenSettings(**settings))
+
+
+def test_non_rsa_or_small_keys_are_refused():
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(KeyUnavailable, match="RSA"):
+        load_pem_key(ec_pem)
+    small = (
+        rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point of the test
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(KeyUnavailable, match="2048"):
+        load_pem_key(small)
+
+
+# -- JWKS ------------------------------------------------------------------------------------
+
+
+def jwk(private, kid: str, **extra) -> dict:
+    return {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key())), "kid": kid, **extra}
+
+
+class JwksServer:
+    """A real HTTP server on 127.0.0.1 serving a JWKS that the test can change, counting requests."""
+
+    def __init__(self) -> None:
+        self.document: dict = {"keys": []}
+        self.requests = 0
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                body = json.dumps(outer.document).encode()
+                self.send_response(outer.status)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    server = JwksServer()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def jwks_verifier(url: str) -> TokenVerifier:
+    return TokenVerifier(TokenSettings(issuer=ISSUER, authorized_parties=(PARTY,), jwks_url=url))
+
+
+def test_jwks_fetched_once_and_cached(keypair, jwks_server):
+    private, _ = keypair
+    jwks_server.document = {"keys": [jwk(private, "k1")]}
+    verifier = jwks_verifier(jwks_server.url)
+    for i in range(3):
+        assert verifier.verify(sign(private, claims(), kid="k1"), NOW_MS + i)["sub"] == "user_1"
+    assert jwks_server.requests == 1
+
+
+def test_jwks_refreshed_on_an_unknown_kid_after_a_rotation(keypair, other_key, jwks_server):
+    private, _ = keypair
+    jwks_server.document = {"keys": [jwk(private, "k1")]}
+    verifier = jwks_verifier(jwks_server.url)
+    verifier.verify(sign(private, claims(), kid="k1"), NOW_MS)
+    jwks_server.document = {"keys": [jwk(private, "k1"), jwk(other_key, "k2")]}
+    later = NOW_MS + verifier.jwks.min_refresh_ms
+    assert verifier.verify(sign(other_key, claims(), kid="k2"), later)["sub"] == "user_1"
+    assert jwks_server.requests == 2
+
+
+def test_unknown_kid_is_refused_and_refetches_are_rate_limited(keypair, jwks_server):
+    private, _ = keypair
+    jwks_server.document = {"keys": [jwk(private, "k1")]}
+    verifier = jwks_verifier(jwks_server.url)
+    verifier.verify(sign(private, claims(), kid="k1"), NOW_MS)
+    for i in range(5):
+        with pytest.raises(TokenError, match="kid"):
+            verifier.verify(sign(private, claims(), kid=f"forged-{i}"), NOW_MS + 1 + i)
+    assert jwks_server.requests == 1  # within the minimum refresh interval: no refetch
+
+
+def test_token_without_kid_is_refused_in_jwks_mode(keypair, jwks_server):
+    private, _ = keypair
+    jwks_server.document = {"keys": [jwk(private, "k1")]}
+    token = jwt.encode(claims(), private, algorithm="RS256")
+    with pytest.raises(TokenError, match="kid"):
+        jwks_verifier(jwks_server.url).verify(token, NOW_MS)
+
+
+def test_jwks_outage_denies(keypair, jwks_server):
+    private, _ = keypair
+    jwks_server.status = 503
+    with pytest.raises(KeyUnavailable, match="could not be fetched"):
+        jwks_verifier(jwks_server.url).verify(sign(private, claims(), kid="k1"), NOW_MS)
+
+
+def test_jwks_unreachable_denies(keypair):
+    private, _ = keypair
+    verifier = jwks_verifier("http://127.0.0.1:9/.well-known/jwks.json")
+    with pytest.raises(KeyUnavailable):
+        verifier.verify(sign(private, claims(), kid="k1"), NOW_MS)
+
+
+def test_parse_jwks_keeps_only_rs256_signing_keys(keypair, other_key):
+    private, _ = keypair
+    document = {
+        "keys": [
+            jwk(private, "good"),
+            jwk(other_key, "enc", use="enc"),
+            jwk(other_key, "ps", alg="PS256"),
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            {"kty": "RSA", "kid": "broken", "n": "AA", "e": "AQAB"},
+            "junk",
+        ]
+    }
+    assert set(parse_jwks(json.dumps(document).encode())) == {"good"}
+    with pytest.raises(KeyUnavailable):
+        parse_jwks(b"not json")
+    with pytest.raises(KeyUnavailable):
+        parse_jwks(b'{"nokeys": []}')
+
+
+def test_jwks_cache_with_an_injected_fetch(keypair):
+    private, _ = keypair
+    calls = []
+
+    def fetch(url: str) -> bytes:
+        calls.append(url)
+        return json.dumps({"keys": [jwk(private, "k1")]}).encode()
+
+    cache = JwksCache("https://clerk.example.test/.well-known/jwks.json", fetch=fetch)
+    verifier = TokenVerifier(TokenSettings(issuer=ISSUER, jwks_url=cache.url), jwks=cache)
+    verifier.verify(sign(private, claims(), kid="k1"), NOW_MS)
+    assert calls == [cache.url]
