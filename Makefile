@@ -7,7 +7,7 @@ setup:
 	@scripts/bootstrap
 
 run: setup
-	.venv/bin/python -m paygate_dev.serve
+	.venv/bin/python -m paygate_dev.serve $(ARGS)
 
 test: setup
 	.venv/bin/python -m pytest

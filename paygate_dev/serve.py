@@ -1,0 +1,636 @@
+"""paygate on this machine: DynamoDB Local, and the template's HTTP API served over real HTTP, without Docker.
+
+    python -m paygate_dev.serve                 # what `make run` starts; data kept in .local/dynamodb
+    python -m paygate_dev.serve --in-memory     # a throwaway store
+    python -m paygate_dev.serve --fresh         # forget the kept data, then start
+
+Every route ``template.yaml`` declares is served by its function's real handler, given the API Gateway
+HTTP API (payload 2.0) event it would get in AWS. Routes behind a Lambda authorizer run it first, as API
+Gateway does: identity sources checked, the decision cached by their values for the authorizer's TTL,
+simple responses, the authorizer's context handed on at ``requestContext.authorizer.lambda``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import fnmatch
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from paygate_dev.apigw import LambdaContext, http_event
+from paygate_dev.dynamodb_local import DynamoDBLocal
+from paygate_dev.invoke import load_handler
+from paygate_dev.local_env import TABLE_NAME, LocalState, function_environment, load_state, state_dir
+from paygate_dev.template import Authorizer, Function, Route, authorizers, functions, load, with_parameters
+
+#: API Gateway's payload limit for HTTP APIs.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+ACCOUNT_ID = "000000000000"
+API_ID = "local"
+STAGE = "$default"
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: str = ""
+    #: As received, a name may repeat.
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    source_ip: str = "127.0.0.1"
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    @classmethod
+    def message(cls, status: int, message: str) -> Response:
+        """API Gateway's own answers (no route, unauthorized, forbidden ...) are ``{"message": ...}``."""
+        return cls(status, [("content-type", "application/json")], json.dumps({"message": message}).encode())
+
+
+@dataclass(frozen=True)
+class Target:
+    route: Route
+    function: Function
+
+
+@dataclass(frozen=True)
+class Match:
+    target: Target
+    path_parameters: dict[str, str]
+
+
+def _segments(path: str) -> list[str]:
+    return path[1:].split("/") if path.startswith("/") else path.split("/")
+
+
+def match_path(pattern: str, path: str) -> dict[str, str] | None:
+    """The path parameters when ``path`` matches the route path ``pattern``, else ``None``."""
+    wanted, given = _segments(pattern), _segments(path)
+    params: dict[str, str] = {}
+    for i, part in enumerate(wanted):
+        if part.startswith("{") and part.endswith("+}"):
+            rest = given[i:]
+            if not rest or not "/".join(rest):
+                return None
+            params[part[1:-2]] = unquote("/".join(rest))
+            return params
+        if i >= len(given):
+            return None
+        if part.startswith("{") and part.endswith("}"):
+            if not given[i]:
+                return None
+            params[part[1:-1]] = unquote(given[i])
+        elif part != given[i]:
+            return None
+    return params if len(given) == len(wanted) else None
+
+
+def _specificity(route: Route) -> tuple[int, int, int, int]:
+    """Lower sorts first: API Gateway prefers the method over ANY, a full path over variables, and a
+    greedy variable last; among equals, the route with more literal segments."""
+    parts = _segments(route.path)
+    greedy = any(p.endswith("+}") for p in parts)
+    variables = sum(p.startswith("{") for p in parts)
+    literals = len(parts) - variables
+    return (route.method == "ANY", greedy, variables, -literals)
+
+
+def select_route(targets: list[Target], method: str, path: str) -> Match | None:
+    """The route API Gateway would choose for ``method path``; ``$default`` when nothing else matches."""
+    candidates: list[tuple[tuple[int, int, int, int], Match]] = []
+    fallback = None
+    for target in targets:
+        route = target.route
+        if route.path == "$default":
+            fallback = Match(target, {})
+            continue
+        if route.method not in (method, "ANY"):
+            continue
+        params = match_path(route.path, path)
+        if params is not None:
+            candidates.append((_specificity(route), Match(target, params)))
+    if candidates:
+        return min(candidates, key=lambda c: c[0])[1]
+    return fallback
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """``variables`` set in ``os.environ`` for the duration, as the function's own environment would be."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class AuthorizerFault(Exception):
+    """The authorizer failed or answered something API Gateway cannot read: a 500 to the caller."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    authorized: bool
+    context: dict[str, Any]
+
+
+class Gateway:
+    """The HTTP API of one template: route selection, the authorizer and the function, one request at a time
+    per function call (handlers read their configuration from the process environment)."""
+
+    def __init__(
+        self,
+        state: LocalState,
+        dynamodb_endpoint: str,
+        template: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.template = template or load()
+        self.functions = functions(self.template)
+        self.authorizers = authorizers(self.template)
+        self.targets = [Target(r, f) for f in self.functions.values() for r in f.routes]
+        self.environments = {
+            lid: function_environment(f, state, dynamodb_endpoint, self.template) for lid, f in self.functions.items()
+        }
+        for target in self.targets:
+            name = target.route.authorizer
+            if name is not None and name not in self.authorizers:
+                raise ValueError(f"route {target.route.route_key} names authorizer {name!r}, not in the template")
+        for authorizer in self.authorizers.values():
+            if authorizer.payload_version != "2.0":
+                raise ValueError(f"authorizer {authorizer.name}: only payload format 2.0 is served locally")
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, Decision]] = {}
+        self._clock = clock
+        self._log = log or (lambda line: None)
+
+    def load_all(self) -> None:
+        """Import every handler now, so a broken function fails the start rather than its first request."""
+        for function in self.functions.values():
+            self._call(function, None)
+
+    # -- the request path ------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        response, note = self._handle(request, request_id)
+        response.headers.append(("apigw-requestid", request_id))
+        elapsed = (time.perf_counter() - started) * 1000
+        self._log(f"{request.method} {request.path} -> {response.status} {note} ({elapsed:.0f} ms)")
+        return response
+
+    def _handle(self, request: Request, request_id: str) -> tuple[Response, str]:
+        if len(request.body) > MAX_BODY_BYTES:
+            return Response.message(413, "Request Entity Too Large"), ""
+        found = select_route(self.targets, request.method, request.path)
+        if found is None:
+            return Response.message(404, "Not Found"), ""
+        route, function = found.target.route, found.target.function
+        event = self._event(request, route, found.path_parameters, request_id)
+        note = function.logical_id
+        if route.authorizer is not None:
+            authorizer = self.authorizers[route.authorizer]
+            try:
+                denial, decision = self._authorize(authorizer, event)
+            except AuthorizerFault as exc:
+                self._log(f"authorizer {authorizer.name} failed: {exc}")
+                return Response.message(500, "Internal Server Error"), f"{authorizer.name} failed"
+            if denial is not None:
+                return denial, f"by {authorizer.name}"
+            event["requestContext"]["authorizer"] = {"lambda": decision.context}
+        try:
+            result = self._call(function, event)
+        except Exception:  # noqa: BLE001 - a function error is a 500, as Lambda reports it to API Gateway
+            self._log(f"{function.logical_id} raised:\n{traceback.format_exc()}")
+            return Response.message(500, "Internal Server Error"), note
+        try:
+            return function_response(result), note
+        except (TypeError, ValueError) as exc:
+            self._log(f"{function.logical_id} answered something API Gateway cannot read: {exc}")
+            return Response.message(500, "Internal Server Error"), note
+
+    def _event(self, request: Request, route: Route, params: dict[str, str], request_id: str) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        for name, value in request.headers:
+            name = name.lower()
+            separator = "; " if name == "cookie" else ","
+            headers[name] = f"{headers[name]}{separator}{value}" if name in headers else value
+        route_key = "$default" if route.path == "$default" else route.route_key
+        event = http_event(
+            request.method,
+            request.path,
+            route_key=route_key,
+            body=request.body if request.body else None,
+            headers=headers,
+            query=request.query,
+            path_parameters=params or None,
+            source_ip=request.source_ip,
+        )
+        context = event["requestContext"]
+        context.update(requestId=request_id, domainName=headers.get("host", "localhost").split(":")[0])
+        context["domainPrefix"] = context["domainName"].split(".")[0]
+        return event
+
+    # -- the authorizer --------------------------------------------------------------------
+
+    def _authorize(self, authorizer: Authorizer, event: dict[str, Any]) -> tuple[Response | None, Decision]:
+        values = [identity_value(source, event) for source in authorizer.identity_sources]
+        caching = authorizer.ttl_s > 0
+        if caching and any(not v for v in values):
+            # API Gateway answers this itself, without calling the authorizer.
+            return Response.message(401, "Unauthorized"), Decision(False, {})
+        present = tuple(v for v in values if v)
+        key = (authorizer.name, present)
+        now = self._clock()
+        cached = self._cache.get(key) if caching else None
+        if cached is not None and cached[0] > now:
+            decision = cached[1]
+        else:
+            decision = self._run_authorizer(authorizer, event, list(present))
+            if caching:
+                self._cache[key] = (now + authorizer.ttl_s, decision)
+        if not decision.authorized:
+            return Response.message(403, "Forbidden"), decision
+        return None, decision
+
+    def _run_authorizer(self, authorizer: Authorizer, event: dict[str, Any], identity: list[str]) -> Decision:
+        method = event["requestContext"]["http"]["method"]
+        route_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}/{STAGE}/{method}{event['rawPath']}"
+        request: dict[str, Any] = {
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": route_arn,
+            "identitySource": identity,
+            "routeKey": event["routeKey"],
+            "rawPath": event["rawPath"],
+            "rawQueryString": event["rawQueryString"],
+            "cookies": event.get("cookies", []),
+            "headers": event["headers"],
+            "queryStringParameters": event.get("queryStringParameters"),
+            "requestContext": event["requestContext"],
+            "pathParameters": event.get("pathParameters"),
+            "stageVariables": event.get("stageVariables"),
+        }
+        try:
+            answer = self._call(self.functions[authorizer.function], request)
+        except Exception as exc:
+            raise AuthorizerFault(f"{exc.__class__.__name__}: {exc}") from exc
+        return read_decision(answer, authorizer, route_arn)
+
+    # -- calling a function ----------------------------------------------------------------
+
+    def _call(self, function: Function, event: dict[str, Any] | None) -> Any:
+        with self._lock, environment(self.environments[function.logical_id]):
+            handler = load_handler(function)
+            if event is None:
+                return None
+            # Lambda hands over and returns JSON: nothing is shared with the gateway or between calls.
+            result = handler(json.loads(json.dumps(event)), LambdaContext(function_name=function.logical_id))
+            return json.loads(json.dumps(result))
+
+
+def identity_value(source: str, event: dict[str, Any]) -> str | None:
+    """The value an identity source selects from the request (``None`` when absent)."""
+    if source.startswith("$request.header."):
+        return event["headers"].get(source.removeprefix("$request.header.").lower())
+    if source.startswith("$request.querystring."):
+        return (event.get("queryStringParameters") or {}).get(source.removeprefix("$request.querystring."))
+    if source.startswith("$stageVariables."):
+        return (event.get("stageVariables") or {}).get(source.removeprefix("$stageVariables."))
+    if source.startswith("$context."):
+        context = event["requestContext"]
+        name = source.removeprefix("$context.")
+        known = {
+            "routeKey": event["routeKey"],
+            "httpMethod": context["http"]["method"],
+            "path": context["http"]["path"],
+            "stage": context["stage"],
+            "apiId": context["apiId"],
+            "accountId": context["accountId"],
+            "domainName": context["domainName"],
+            "identity.sourceIp": context["http"]["sourceIp"],
+        }
+        return known.get(name)
+    return None
+
+
+def read_decision(answer: Any, authorizer: Authorizer, route_arn: str) -> Decision:
+    """An authorizer's answer as API Gateway reads it: a simple response or an IAM policy."""
+    if not isinstance(answer, dict):
+        raise AuthorizerFault(f"the answer is a {type(answer).__name__}, not an object")
+    context = answer.get("context") or {}
+    if not isinstance(context, dict):
+        raise AuthorizerFault("'context' is not an object")
+    if authorizer.simple_responses:
+        authorized = answer.get("isAuthorized")
+        if not isinstance(authorized, bool):
+            raise AuthorizerFault("a simple response needs a boolean 'isAuthorized'")
+        return Decision(authorized, context)
+    statements = (answer.get("policyDocument") or {}).get("Statement")
+    if not isinstance(statements, list):
+        raise AuthorizerFault("an IAM policy response needs policyDocument.Statement")
+    allowed = False
+    for statement in statements:
+        resources = statement.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(fnmatch.fnmatchcase(route_arn, r) for r in resources):
+            if statement.get("Effect") == "Deny":
+                return Decision(False, context)
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return Decision(allowed, context)
+
+
+def function_response(result: Any) -> Response:
+    """A payload 2.0 function result as API Gateway turns it into an HTTP answer."""
+    if isinstance(result, dict) and "statusCode" in result:
+        status = result["statusCode"]
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError(f"statusCode {status!r} is not an HTTP status")
+        headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
+        headers += [("set-cookie", str(c)) for c in result.get("cookies") or ()]
+        body = result.get("body") or ""
+        if not isinstance(body, str):
+            raise TypeError("body must be a string")
+        raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        return Response(status, headers, raw)
+    # Without a statusCode, API Gateway answers 200 with the result as JSON.
+    body = result if isinstance(result, str) else json.dumps(result)
+    return Response(200, [("content-type", "application/json")], body.encode())
+
+
+# -- the HTTP server -------------------------------------------------------------------------
+
+
+def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "paygate-local"
+
+        def _serve(self) -> None:
+            path, _, query = self.path.partition("?")
+            try:
+                body = self._body()
+            except ValueError:
+                self._send(Response.message(400, "Bad Request"))
+                return
+            if body is None:
+                self._send(Response.message(413, "Request Entity Too Large"))
+                return
+            request = Request(
+                method=self.command,
+                path=path,
+                query=query,
+                headers=tuple(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+            )
+            self._send(gateway.handle(request))
+
+        def _body(self) -> bytes | None:
+            if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                chunks, total = [], 0
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(chunks)
+                    total += size
+                    if total > MAX_BODY_BYTES:
+                        self.close_connection = True
+                        return None
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_BODY_BYTES:
+                self.close_connection = True
+                return None
+            return self.rfile.read(length) if length > 0 else b""
+
+        def _send(self, response: Response) -> None:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the gateway logs each request itself, with the function that served it
+
+    return Handler
+
+
+class LocalPaygate:
+    """DynamoDB Local, the table, and the HTTP server, started and stopped together."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        *,
+        directory: Path | None = None,
+        in_memory: bool = False,
+        fresh: bool = False,
+        template: dict[str, Any] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.directory = directory or state_dir()
+        self.in_memory, self.fresh = in_memory, fresh
+        self.template = template
+        self.log = log or (lambda line: None)
+        self.state: LocalState | None = None
+        self.dynamodb: DynamoDBLocal | None = None
+        self.httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.httpd is not None
+        host, port = self.httpd.server_address[:2]
+        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104 - only displayed
+        return f"http://{shown}:{port}"
+
+    @property
+    def local_url(self) -> str:
+        """The URL the companion commands use: an address, so no name lookup can pick another interface."""
+        assert self.httpd is not None
+        host, port = self.httpd.server_address[:2]
+        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104 - not a bind
+
+    def start(self) -> LocalPaygate:
+        self.state = load_state(self.directory, create=True, template=self.template)
+        if self.fresh and self.state.data_dir.exists():
+            shutil.rmtree(self.state.data_dir)
+        self.dynamodb = DynamoDBLocal(data_dir=None if self.in_memory else self.state.data_dir).start()
+        try:
+            self.dynamodb.create_table(TABLE_NAME)
+            gateway = Gateway(self.state, self.dynamodb.endpoint, self.template, log=self.log)
+            gateway.load_all()
+            self.gateway = gateway
+            self.httpd = ThreadingHTTPServer((self.host, self.port), _handler_class(gateway))
+        except BaseException:
+            self.dynamodb.stop()
+            raise
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="paygate-http", daemon=True)
+        self._thread.start()
+        self.state.server_file.write_text(json.dumps({"url": self.local_url, "pid": os.getpid()}) + "\n")
+        return self
+
+    def stop(self) -> None:
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+        if self.dynamodb is not None:
+            self.dynamodb.stop()
+            self.dynamodb = None
+        if self.state is not None:
+            self.state.server_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalPaygate:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def banner(paygate: LocalPaygate) -> str:
+    """What a newcomer needs on screen: where to send webhooks, with which secret, and how to get in."""
+    assert paygate.state is not None
+    state, url = paygate.state, paygate.url
+    gateway = paygate.gateway
+    storage = "in memory (gone when stopped)" if paygate.in_memory else f"kept in {state.data_dir}"
+    lines = [
+        f"paygate is running at {url}",
+        f"  DynamoDB Local: {paygate.dynamodb.endpoint}, table {TABLE_NAME}, {storage}",
+    ]
+    if state.created:
+        lines.append(f"  generated under {state.directory}: " + ", ".join(state.created))
+    webhooks = [t for t in gateway.targets if "WEBHOOK_SECRET" in gateway.environments[t.function.logical_id]]
+    if webhooks:
+        lines += ["", "Webhook endpoints (signing secret for local use):"]
+        for t in sorted(webhooks, key=lambda t: t.route.path):
+            secret = gateway.environments[t.function.logical_id]["WEBHOOK_SECRET"]
+            lines.append(f"  {t.route.method:<6} {url}{t.route.path}")
+            lines.append(f"         {t.function.logical_id}  {secret}")
+    gated = [t for t in gateway.targets if t.route.authorizer and t not in webhooks]
+    open_ = [t for t in gateway.targets if not t.route.authorizer and t not in webhooks]
+    for title, targets in (
+        ("Routes behind the authorizer (Authorization: Bearer <token>):", gated),
+        ("Other routes:", open_),
+    ):
+        if targets:
+            lines += ["", title]
+            for t in sorted(targets, key=lambda t: (t.route.path, t.route.method)):
+                lines.append(f"  {t.route.method:<6} {url}{t.route.path}")
+    lines += [
+        "",
+        "Try (in another terminal):",
+        "  .venv/bin/python -m paygate_dev.send clerk/subscriptionItem.active.json",
+        "  TOKEN=$(.venv/bin/python -m paygate_dev.token --user user_2pQk8sV1aZ3mN7xR4tY6uW9bC0d)",
+    ]
+    if gated:
+        example = next((t for t in gated if t.route.path == "/me/subscription"), gated[0]).route.path
+        example = example.replace("{proxy+}", "reports").replace("{", "").replace("}", "")
+        lines.append(f'  curl -H "Authorization: Bearer $TOKEN" {url}{example}')
+    lines += ["  .venv/bin/python -m paygate_dev.demo", "", "Ctrl-C stops paygate and DynamoDB Local."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PAYGATE_PORT", "3000")), help="default 3000")
+    storage = parser.add_mutually_exclusive_group()
+    storage.add_argument("--in-memory", action="store_true", help="a throwaway store: nothing is kept")
+    storage.add_argument("--fresh", action="store_true", help="delete the kept data first (secrets are kept)")
+    parser.add_argument("--state-dir", type=Path, help="where secrets, keys and data live (default .local/)")
+    parser.add_argument("--template", type=Path, help="another SAM template (default template.yaml)")
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter's value, e.g. AuthorizerCacheTtl=300; repeatable",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no request log")
+    args = parser.parse_args(argv)
+
+    def log(line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+    template = load(args.template.resolve()) if args.template else load()
+    try:
+        overrides = dict(p.split("=", 1) for p in args.parameter)
+        template = with_parameters(template, overrides) if overrides else template
+    except ValueError as exc:
+        parser.error(f"--parameter: {exc} (write NAME=VALUE)")
+    if args.state_dir:
+        os.environ["PAYGATE_LOCAL_DIR"] = str(args.state_dir)
+    paygate = LocalPaygate(
+        args.host,
+        args.port,
+        directory=args.state_dir,
+        in_memory=args.in_memory,
+        fresh=args.fresh,
+        template=template,
+        log=None if args.quiet else log,
+    )
+    try:
+        paygate.start()
+    except OSError as exc:
+        print(f"paygate could not listen on {args.host}:{args.port}: {exc.strerror} (try --port)", file=sys.stderr)
+        return 1
+    except (RuntimeError, ValueError) as exc:
+        print(f"paygate could not start: {exc}", file=sys.stderr)
+        return 1
+    print(banner(paygate), flush=True)
+    stop = threading.Event()
+    # Ctrl-C and a plain `kill` both stop DynamoDB Local too, rather than leaving Java running.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        stop.wait()
+        print("\nstopping paygate ...", flush=True)
+    finally:
+        paygate.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
