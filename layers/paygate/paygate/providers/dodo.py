@@ -444,7 +444,8 @@ def subscription_effect(envelope: Mapping[str, Any], delivery: Delivery, catalog
             "cancel_at_next_billing_date": sub.cancel_at_next_billing_date,
             "cancelled_at": fields["canceled_at"],
             "cancellation_feedback": sub.cancellation_feedback,
-            "expires_at": _opt_ms(sub.expires_at),
+            # Not `expires_at`: that name is the table's TTL attribute (seconds), reserved for the inbox.
+            "term_ends_at": _opt_ms(sub.expires_at),
             "trial_period_days": sub.trial_period_days,
             "recurring_pre_tax_amount": sub.recurring_pre_tax_amount,
             "currency": sub.currency,
