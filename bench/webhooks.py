@@ -1,6 +1,7 @@
 """Webhook throughput and DynamoDB cost: the real handler, in-process, into DynamoDB Local.
 
-Events are synthetic but wire-valid Clerk events (see ``bench.synthetic``), signed with the real
+Events are synthetic but wire-valid Clerk events, and Dodo subscription and payment events for the
+request counts (see ``bench.synthetic``), signed with the real
 ``svix`` library before the clock starts. Every DynamoDB request the store makes is seen through
 botocore hooks on its own client (``bench.instrument``), which also ask DynamoDB for
 ``ReturnConsumedCapacity=TOTAL``. The baseline is the least any durable webhook receiver does: one
@@ -23,7 +24,7 @@ import boto3
 
 from bench.instrument import DynamoDBMeter, Request, instrumented_store_clients
 from bench.report import Figure, Section, Series
-from bench.synthetic import Message, clerk_story
+from bench.synthetic import Message, clerk_story, dodo_story
 from paygate.infra.store import CLIENT_CONFIG
 from paygate_dev.apigw import http_event
 from paygate_dev.dynamodb_local import DynamoDBLocal
@@ -93,6 +94,40 @@ def _stale_pairs(count: int, rng: random.Random) -> tuple[list[Message], list[Me
     return newer, older
 
 
+def _dodo_figures(section: Section, applied: Run, duplicate: Run, ones: Series) -> None:
+    """Dodo events that name their payer also write the customer link and then move anything kept
+    under the customer (a read of the link, a Query of the customer's partition): counted apart."""
+    writes = [float(sum(q.operation == "TransactWriteItems" for q in r)) for r in applied.requests]
+    section.add(
+        Figure(
+            "Dodo: write requests per applied event",
+            Series.of("requests", writes, "requests"),
+            ones,
+            "exactly 1 write request",
+            met=set(writes) == {1.0},
+            note=f"outcomes: {dict(applied.outcomes)}",
+        )
+    )
+    section.add(
+        Figure(
+            "Dodo: all requests per applied event",
+            Series.of("requests", [float(len(r)) for r in applied.requests], "requests"),
+            ones,
+            note="by operation: " + str(dict(Counter(q.operation for r in applied.requests for q in r))),
+        )
+    )
+    section.add(
+        Figure(
+            "Dodo: requests per duplicate",
+            Series.of("requests", [float(len(r)) for r in duplicate.requests], "requests"),
+            ones,
+            "1 request, a failed conditional check",
+            met={len(r) for r in duplicate.requests} == {1},
+            note="by operation: " + str(dict(Counter(q.operation for r in duplicate.requests for q in r))),
+        )
+    )
+
+
 def run(ddb: DynamoDBLocal, events: int) -> tuple[Section, WebhookFigures]:
     table = f"paygate-bench-{uuid.uuid4().hex[:8]}"
     ddb.create_table(table)
@@ -104,6 +139,7 @@ def run(ddb: DynamoDBLocal, events: int) -> tuple[Section, WebhookFigures]:
     messages = [m for n in range(events // 10) for m in clerk_story(n, 10, rng)]
     warmup = [m for n in range(20) for m in clerk_story(500_000 + n, 5, rng)]
     newer, older = _stale_pairs(max(events // 5, 20), rng)
+    dodo_messages = [m for n in range(max(events // 50, 4)) for m in dodo_story(n, 10, rng)]
     try:
         # Metrics are printed as EMF lines on stdout; keep them out of the report.
         with instrumented_store_clients(meter.attach), contextlib.redirect_stdout(io.StringIO()):
@@ -112,6 +148,8 @@ def run(ddb: DynamoDBLocal, events: int) -> tuple[Section, WebhookFigures]:
             duplicate = _deliver(messages, secret, meter)
             _deliver(newer, secret, meter)
             stale = _deliver(older, secret, meter)
+            dodo_applied = _deliver(dodo_messages, secret, meter)
+            dodo_duplicate = _deliver(dodo_messages, secret, meter)
         base_wall, base_wcu = _baseline(ddb, table, [m.body for m in messages])
     finally:
         for key, value in saved.items():
@@ -186,6 +224,7 @@ def run(ddb: DynamoDBLocal, events: int) -> tuple[Section, WebhookFigures]:
     )
     ops = Counter(q.operation for r in applied.requests for q in r)
     section.extra.append(f"Requests made for applied events, by operation: {dict(ops)}.")
+    _dodo_figures(section, dodo_applied, dodo_duplicate, ones)
     figures = WebhookFigures(
         cpu_ms_applied=Series.of("cpu", applied.cpu_ms, "ms").median,
         cpu_ms_duplicate=Series.of("cpu", duplicate.cpu_ms, "ms").median,

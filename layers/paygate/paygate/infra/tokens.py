@@ -42,6 +42,7 @@ _MAX_JWKS_BYTES = 512 * 1024
 _MIN_RSA_BITS = 2048
 #: Unpadded base64url (RFC 7515 §2): anything else in a segment is a malformed token.
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_MAX_CACHED_HEADERS = 64
 _PKCS1V15 = PKCS1v15()
 _SHA256 = SHA256()
 
@@ -226,6 +227,7 @@ class TokenVerifier:
         self.settings = settings
         self._pem = load_pem_key(settings.pem_key) if settings.pem_key else None
         self.jwks = None if self._pem else (jwks or JwksCache(settings.jwks_url or ""))
+        self._headers: dict[str, dict[str, Any]] = {}
 
     def verify(self, token: str, now_ms: int) -> dict[str, Any]:
         """The verified claims, or :class:`TokenError` saying what is wrong."""
@@ -234,7 +236,7 @@ class TokenVerifier:
         if token.count(".") != 2:
             raise TokenError("the token is not a JWT (three dot-separated parts)")
         header_b64, payload_b64, signature_b64 = token.split(".")
-        header = _json_object(header_b64, "header")
+        header = self._header(header_b64)
         if "typ" in header and header["typ"] != "JWT":
             raise TokenError("the token type (typ) is not JWT")
         alg = header.get("alg")
@@ -254,6 +256,17 @@ class TokenVerifier:
         claims = _json_object(payload_b64, "payload")
         self._check_claims(claims, now_ms)
         return claims
+
+    def _header(self, header_b64: str) -> dict[str, Any]:
+        """The decoded header. An instance signs every token with the same few headers, so the
+        decoded form is kept by its exact text (a copy is returned: callers cannot alter the cache)."""
+        header = self._headers.get(header_b64)
+        if header is None:
+            header = _json_object(header_b64, "header")
+            if len(self._headers) >= _MAX_CACHED_HEADERS:
+                self._headers.clear()
+            self._headers[header_b64] = header
+        return dict(header)
 
     def _key(self, header: Mapping[str, Any], now_ms: int) -> RSAPublicKey:
         if self._pem is not None:

@@ -124,6 +124,7 @@ class Authorizer:
         self.reader = reader
         # Parsed once per container; config.py already validated every gate at load time.
         self.gates: dict[str, Gate] = {key: parse_gate(raw, catalog.plans) for key, raw in catalog.routes.items()}
+        self._billing: dict[str, bool] = {key: needs_billing(gate) for key, gate in self.gates.items()}
 
     def decide(self, event: Mapping[str, Any], now_ms: int) -> Decision:
         route_key = event.get("routeKey")
@@ -142,7 +143,7 @@ class Authorizer:
         if session.pending and not self.config.allow_pending:
             return Decision(False, Reason.PENDING_SESSION, "the session has pending tasks (sts=pending)")
 
-        billing = needs_billing(gate)
+        billing = self._billing[route_key]
         claims = session.grants
         if self.config.store_authoritative:
             # The token still says who the caller is (user, organization, role), not what they pay for.
