@@ -199,7 +199,8 @@ def run(ddb: DynamoDBLocal, samples: int) -> tuple[Section, AuthorizerFigures]:
             "claims path, whole Lambda handler",
             claims,
             base,
-            note="adds Powertools' Lambda context injection and one structured log line per decision",
+            note="adds the Lambda handler around decide(): the configuration lookup and one JSON log "
+            "line per decision (stdlib logging)",
         )
     )
     store = Series.of("store path", store_wall, "ms")

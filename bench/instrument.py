@@ -9,6 +9,7 @@ own request cycle; the store's code and its client configuration stay as they sh
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,40 +86,32 @@ def _capacity(parsed: dict) -> float | None:
 
 
 @contextmanager
-def instrumented_store_clients(*attach: Callable[[Any], Any]) -> Iterator[None]:
+def _wrapped_factory(module: Any, attach: tuple[Callable[[Any], Any], ...]) -> Iterator[None]:
+    """Replace ``module.new_client`` with one that passes every client it makes through ``attach``."""
+    original = module.new_client
+
+    def client(*args: Any, **kwargs: Any) -> Any:
+        made = original(*args, **kwargs)
+        for hook in attach:
+            hook(made)
+        return made
+
+    module.new_client = client
+    try:
+        yield
+    finally:
+        module.new_client = original
+
+
+def instrumented_store_clients(*attach: Callable[[Any], Any]) -> contextlib.AbstractContextManager[None]:
     """Every ``Store`` built inside the block gets a client passed through each of ``attach``.
 
     Only the name the store module looks up is replaced; other DynamoDB clients are unaffected.
     """
-    original = store_module.new_client
-
-    def client(*args: Any, **kwargs: Any) -> Any:
-        made = original(*args, **kwargs)
-        for hook in attach:
-            hook(made)
-        return made
-
-    store_module.new_client = client  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        store_module.new_client = original  # type: ignore[assignment]
+    return _wrapped_factory(store_module, attach)
 
 
-@contextmanager
-def instrumented_dynamodb_clients(*attach: Callable[[Any], Any]) -> Iterator[None]:
+def instrumented_dynamodb_clients(*attach: Callable[[Any], Any]) -> contextlib.AbstractContextManager[None]:
     """Every client made by ``paygate.infra.dynamodb.new_client`` inside the block (the authorizer's
     reader looks it up at first use) passes through ``attach``."""
-    original = dynamodb_module.new_client
-
-    def client(*args: Any, **kwargs: Any) -> Any:
-        made = original(*args, **kwargs)
-        for hook in attach:
-            hook(made)
-        return made
-
-    dynamodb_module.new_client = client  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        dynamodb_module.new_client = original  # type: ignore[assignment]
+    return _wrapped_factory(dynamodb_module, attach)

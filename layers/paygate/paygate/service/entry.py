@@ -16,13 +16,16 @@ from paygate.service.webhooks import WebhookService
 
 def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
     """The ``handler`` of one webhook function. The store and secrets are bound on first use."""
-    logger = Logger(service="paygate", function_family=family.name)
+    logger = Logger(service="paygate")
     metrics = Metrics(namespace="paygate", service="paygate")
     bound: dict[str, WebhookService] = {}
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict, context: Any) -> dict:
+        # Per invocation, not a constructor key: Loggers of one service share their formatter, so in a
+        # process that serves several functions (the local runner) a fixed key would name another family.
+        logger.append_keys(function_family=family.name)
         service = _service(family, bound)
         result = service.handle(event)
         if result.event_id:
@@ -44,7 +47,7 @@ def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
 
 
 def _service(family: WebhookFamily, bound: dict[str, WebhookService]) -> WebhookService:
-    """One service (and boto3 client) per container, built on first use; keyed by table name
+    """One service (and DynamoDB client) per container, built on first use; keyed by table name
     so a process that serves several tables (the tests) never writes to the wrong one."""
     table = settings.table_name()
     if table not in bound:
