@@ -21,8 +21,9 @@ from paygate_dev.invoke import load_handler
 from paygate_dev.signing import signed_headers
 from paygate_dev.template import functions
 
-#: Not a real secret: it only makes the stored samples look like what a provider sends.
-SAMPLE_SECRET = "whsec_cGF5Z2F0ZS1zYW1wbGUtc2VjcmV0LW5vdC1yZWFs"  # noqa: S105 - a published sample value
+#: Not a real secret: it only makes the stored samples look like what a provider sends. It lives with
+#: the samples it signs, so `sam local invoke -e` users can find it.
+SAMPLE_SECRET = (EVENTS_DIR / "sample-signing-secret.txt").read_text().strip()
 SAMPLE_SIGNED_AT = 1_795_000_000
 HEADER_STYLE = {"clerk": "svix", "dodo": "standard"}
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from paygate_dev import EVENTS_DIR, ROOT
-from paygate_dev.samples import apigw_event, endpoint_for, raw_samples
+from paygate_dev.samples import SAMPLE_SECRET, apigw_event, endpoint_for, raw_samples
 
 
 def test_every_apigw_sample_is_generated_from_its_raw_body_and_up_to_date():
@@ -48,7 +48,7 @@ def test_the_invoke_command_re_signs_and_runs_a_sample(dynamodb_local, table):
 
 
 def test_without_re_signing_a_stored_sample_is_refused_as_expired(dynamodb_local, table):
-    env = {**os.environ, "TABLE_NAME": table, "WEBHOOK_SECRET": "whsec_cGF5Z2F0ZS1zYW1wbGUtc2VjcmV0LW5vdC1yZWFs"}
+    env = {**os.environ, "TABLE_NAME": table, "WEBHOOK_SECRET": SAMPLE_SECRET}
     event = EVENTS_DIR / "apigw" / "clerk" / "subscription.created.json"
     done = subprocess.run(  # noqa: S603 - our own command
         [sys.executable, "-m", "paygate_dev.invoke", "ClerkSubscriptionsFunction", "-e", str(event), "--no-sign"],
