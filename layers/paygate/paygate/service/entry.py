@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from paygate import settings
 from paygate.infra.store import Store
@@ -17,15 +17,14 @@ from paygate.service.webhooks import WebhookService
 def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
     """The ``handler`` of one webhook function. The store and secrets are bound on first use."""
     logger = Logger(service="paygate")
-    metrics = Metrics(namespace="paygate", service="paygate")
     bound: dict[str, WebhookService] = {}
 
-    @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict, context: Any) -> dict:
-        # Per invocation, not a constructor key: Loggers of one service share their formatter, so in a
-        # process that serves several functions (the local runner) a fixed key would name another family.
-        logger.append_keys(function_family=family.name)
+        # Per invocation and per thread, not a constructor key: Loggers of one service share their
+        # formatter, so in a process serving several functions at once (the local runner) a fixed key
+        # would name another family.
+        logger.thread_safe_append_keys(function_family=family.name)
         service = _service(family, bound)
         result = service.handle(event)
         if result.event_id:
@@ -37,13 +36,21 @@ def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
             logger.error("webhook failed", extra={**answered, "fault": result.fault})
         else:
             logger.info("webhook answered", extra=answered)
-        # Per invocation, not a default: Powertools shares metric state between Metrics instances.
-        metrics.add_dimension(name="family", value=family.name)
-        metrics.add_metric(name=f"webhook_{result.outcome or status}", unit=MetricUnit.Count, value=1)
+        _publish_metric(family, result.outcome or str(status))
         return result.response
 
     handler.family = family  # type: ignore[attr-defined] - lets dev tools route samples to this function
     return handler
+
+
+def _publish_metric(family: WebhookFamily, outcome: str) -> None:
+    """One EMF line per invocation. ``Metrics`` shares one metric set between all instances and
+    threads; a process that runs invocations concurrently (the local runner, the tests) would flush
+    another invocation's metrics, or none. ``EphemeralMetrics`` keeps its own."""
+    metrics = EphemeralMetrics(namespace="paygate", service="paygate")
+    metrics.add_dimension(name="family", value=family.name)
+    metrics.add_metric(name=f"webhook_{outcome}", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
 
 
 def _service(family: WebhookFamily, bound: dict[str, WebhookService]) -> WebhookService:
