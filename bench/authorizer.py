@@ -21,14 +21,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from bench.instrument import DynamoDBMeter, instrumented_dynamodb_clients
 from bench.report import Figure, Section, Series
 from paygate_dev.apigw import http_event
 from paygate_dev.dynamodb_local import DynamoDBLocal
 from paygate_dev.invoke import invoke
+from paygate_dev.local_env import new_key_pair
 from paygate_dev.signing import new_secret, signed_headers
 
 ISSUER = "https://clerk.bench.example"
@@ -57,19 +59,6 @@ def _time(call: Callable[[], object], samples: int) -> tuple[list[float], list[f
     return wall, cpu
 
 
-def _keys() -> tuple[rsa.RSAPrivateKey, str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return key, private, public
-
-
 def _token(private: str, public: str, plans: list[str]) -> str:
     from paygate_dev.token import mint, session_claims
 
@@ -90,7 +79,7 @@ def run(ddb: DynamoDBLocal, samples: int) -> tuple[Section, AuthorizerFigures]:
     from paygate.config import load_catalog
     from paygate.domain.gate import parse_gate, session_from_claims
 
-    key, private, public = _keys()
+    private, public = new_key_pair()
     table = f"paygate-bench-{uuid.uuid4().hex[:8]}"
     ddb.create_table(table)
     env = {
@@ -163,7 +152,7 @@ def run(ddb: DynamoDBLocal, samples: int) -> tuple[Section, AuthorizerFigures]:
 
     header, payload, signature = with_plan.split(".")
     signing_input, sig = f"{header}.{payload}".encode(), _b64(signature)
-    public_key = key.public_key()
+    public_key = load_pem_public_key(public.encode())
     floor_wall, _ = _time(lambda: public_key.verify(sig, signing_input, padding.PKCS1v15(), hashes.SHA256()), samples)
 
     base = Series.of("clerk-backend-api authenticate_request + same gate check", base_wall, "ms")

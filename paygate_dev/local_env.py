@@ -110,6 +110,20 @@ class LocalSetupError(RuntimeError):
     """Something a companion command needs from the local server is not there yet."""
 
 
+def new_key_pair() -> tuple[str, str]:
+    """A fresh RS256 session-token key pair: (private PKCS#8 PEM, public SubjectPublicKeyInfo PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
 def load_state(
     directory: Path | None = None, *, create: bool = False, template: dict[str, Any] | None = None
 ) -> LocalState:
@@ -133,15 +147,7 @@ def load_state(
     if any(c.startswith("webhook secret") for c in state.created):
         _write_private(state.secrets_file, json.dumps(state.webhook_secrets, indent=2) + "\n")
     if not state.private_key_pem:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        state.private_key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-        state.public_key_pem = (
-            key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
+        state.private_key_pem, state.public_key_pem = new_key_pair()
         _write_private(state.private_key_file, state.private_key_pem)
         state.public_key_file.write_text(state.public_key_pem)
         state.created.append("session-token signing key pair")

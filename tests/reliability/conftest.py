@@ -83,13 +83,13 @@ class Harness:
         return self.post(function, body, signed_headers(self.secret, body, style=style, msg_id=msg_id))
 
     def items(self, table: str | None = None) -> list[dict[str, Any]]:
-        from paygate.infra.store import _deserialize
+        from paygate.infra.dynamodb import from_item
 
         found: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": table or self.table, "ConsistentRead": True}
         while True:
             page = self.client.scan(**kwargs)
-            found.extend(_deserialize(i) for i in page["Items"])
+            found.extend(from_item(i) for i in page["Items"])
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

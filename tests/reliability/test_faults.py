@@ -146,23 +146,13 @@ def test_the_authorizer_denies_on_a_store_outage_but_claims_still_allow(harness:
     import time
     import uuid
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     from paygate_dev.apigw import http_event
     from paygate_dev.dynamodb_local import free_port
     from paygate_dev.invoke import invoke
+    from paygate_dev.local_env import new_key_pair
     from paygate_dev.token import mint, session_claims
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private, public = new_key_pair()
     issuer, party = "https://clerk.outage.example", "https://app.outage.example"
     user = "user_2pQk8sV1aZ3mN7xR4tY6uW9bC0d"  # holds an active pro item in subscription.active.json
     harness.fresh_table()

@@ -123,18 +123,9 @@ def test_a_body_signed_with_another_secret_leaves_no_trace(harness: Harness, sec
 
 @pytest.fixture(scope="module")
 def authorizer_env(harness: Harness):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from paygate_dev.local_env import new_key_pair
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    private, public = new_key_pair()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLERK_JWT_KEY", public)
         mp.setenv("CLERK_ISSUER", "https://clerk.fuzz.example")

@@ -143,7 +143,7 @@ class Store:
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": _serialize(item),
+                "Item": to_item(item),
                 # New, or a quarantined one being redelivered after a fix, or expired but not yet
                 # deleted (DynamoDB deletes expired items lazily, DynamoDB Local never does).
                 "ConditionExpression": "attribute_not_exists(pk) OR outcome = :q OR expires_at < :now_s",
@@ -169,7 +169,7 @@ class Store:
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": _serialize(item),
+                "Item": to_item(item),
                 "ConditionExpression": "attribute_not_exists(#v) OR #v < :v",
                 "ExpressionAttributeNames": {"#v": "version"},
                 "ExpressionAttributeValues": {":v": {"S": record.version}},
@@ -288,7 +288,7 @@ class Store:
             copy = {**fill_inherited(item, target.inherit), "pk": payer_pk(target.payer.key), "payer": target.payer.key}
             put = {
                 "TableName": self.table_name,
-                "Item": _serialize(copy),
+                "Item": to_item(copy),
                 "ConditionExpression": "attribute_not_exists(#v) OR #v < :v",
                 "ExpressionAttributeNames": {"#v": "version"},
                 "ExpressionAttributeValues": {":v": {"S": item["version"]}},
@@ -319,7 +319,7 @@ class Store:
             )
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
-        return _deserialize(got["Item"]) if "Item" in got else None
+        return from_item(got["Item"]) if "Item" in got else None
 
     def _merged_put(self, record: StateRecord, entry: InboxEntry, seen_version: str | None) -> dict:
         """Written only if the record is still what the merge read."""
@@ -361,7 +361,7 @@ class Store:
         try:
             while True:
                 page = self.client.query(**kwargs)
-                items.extend(_deserialize(i) for i in page.get("Items", []))
+                items.extend(from_item(i) for i in page.get("Items", []))
                 if "LastEvaluatedKey" not in page:
                     return items
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -378,7 +378,7 @@ class Store:
             )
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
-        return _deserialize(got["Item"]) if "Item" in got else None
+        return from_item(got["Item"]) if "Item" in got else None
 
 
 class _Cancelled(Exception):
@@ -407,11 +407,3 @@ def _bind(record: StateRecord, unresolved: Payer | None, resolution: Resolution)
 
 def _link_sk(provider: str, source: Payer) -> str:
     return f"{RecordKind.CUSTOMER_LINK.value}#{link_record_id(provider, source.id)}"
-
-
-def _serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return to_item(item)
-
-
-def _deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return from_item(item)
