@@ -76,8 +76,8 @@ def run(ddb: DynamoDBLocal, samples: int) -> tuple[Section, AuthorizerFigures]:
     from clerk_backend_api.security import authenticate_request
     from clerk_backend_api.security.types import AuthenticateRequestOptions
 
-    from paygate.config import load_catalog
-    from paygate.domain.gate import parse_gate, session_from_claims
+    from paygate.infra.catalog_file import load_catalog
+    from paygate.providers.clerk_session import session_from_claims
 
     private, public = new_key_pair()
     table = f"paygate-bench-{uuid.uuid4().hex[:8]}"
@@ -137,7 +137,7 @@ def run(ddb: DynamoDBLocal, samples: int) -> tuple[Section, AuthorizerFigures]:
                 os.environ[k] = v
         ddb.client().delete_table(TableName=table)
 
-    gate = parse_gate(load_catalog().routes[ROUTE], load_catalog().plans)
+    gate = load_catalog().routes[ROUTE]
     options = AuthenticateRequestOptions(jwt_key=public, authorized_parties=[PARTY])
 
     class _Request:

@@ -32,9 +32,9 @@ client_us = None
 if {with_client}:
     import time
     from paygate.infra.dynamodb import new_client
-    from paygate.infra.store import CLIENT_CONFIG
+    from paygate.infra.dynamodb_store import client_config
     t = time.perf_counter_ns()
-    new_client(CLIENT_CONFIG)
+    new_client(client_config())
     client_us = (time.perf_counter_ns() - t) // 1000
 print(__import__("json").dumps({{**loaded, "client_us": client_us}}))
 """

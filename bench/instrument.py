@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paygate.infra.dynamodb as dynamodb_module
-import paygate.infra.store as store_module
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +103,9 @@ def _wrapped_factory(module: Any, attach: tuple[Callable[[Any], Any], ...]) -> I
 
 
 def instrumented_store_clients(*attach: Callable[[Any], Any]) -> contextlib.AbstractContextManager[None]:
-    """Every ``Store`` built inside the block gets a client passed through each of ``attach``.
-
-    Only the name the store module looks up is replaced; other DynamoDB clients are unaffected.
-    """
-    return _wrapped_factory(store_module, attach)
+    """Every store client made inside the block passes through each of ``attach`` (the store makes
+    its client on first use, through ``paygate.infra.dynamodb.new_client``)."""
+    return _wrapped_factory(dynamodb_module, attach)
 
 
 def instrumented_dynamodb_clients(*attach: Callable[[Any], Any]) -> contextlib.AbstractContextManager[None]:

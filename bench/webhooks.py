@@ -25,7 +25,7 @@ import boto3
 from bench.instrument import DynamoDBMeter, Request, instrumented_store_clients
 from bench.report import Figure, Section, Series
 from bench.synthetic import Message, clerk_story, dodo_story
-from paygate.infra.store import CLIENT_CONFIG
+from paygate.infra.dynamodb_store import client_config
 from paygate_dev.apigw import http_event
 from paygate_dev.dynamodb_local import DynamoDBLocal
 from paygate_dev.invoke import invoke
@@ -70,7 +70,7 @@ def _deliver(messages: list[Message], secret: str, meter: DynamoDBMeter) -> Run:
 
 
 def _baseline(ddb: DynamoDBLocal, table: str, bodies: list[str]) -> tuple[list[float], list[float]]:
-    client = boto3.client("dynamodb", endpoint_url=ddb.endpoint, config=CLIENT_CONFIG)
+    client = boto3.client("dynamodb", endpoint_url=ddb.endpoint, config=client_config())
     wall, wcu = [], []
     for i, body in enumerate(bodies):
         t = time.perf_counter_ns()

@@ -146,12 +146,16 @@ def premium_path() -> str | None:
     candidates = sorted(key for key in gated if key.startswith("GET ") and "/pro" in key)
     catalog = _catalog()
     if catalog is not None:
-        by_gate = sorted(k for k in gated if k.startswith("GET ") and "pro" in json.dumps(catalog.routes.get(k, {})))
+        by_gate = sorted(k for k in gated if k.startswith("GET ") and _names_plan(catalog.routes.get(k), "pro"))
         candidates = by_gate or candidates
     if not candidates:
         return None
     path = candidates[0].split(" ", 1)[1]
     return path.replace("{proxy+}", "reports/monthly").replace("{", "").replace("}", "")
+
+
+def _names_plan(gate: Any, plan: str) -> bool:
+    return gate is not None and any(c.kind.value == "plan" and c.key == plan for c in gate.checks())
 
 
 # -- the tour -------------------------------------------------------------------------------------
@@ -380,10 +384,11 @@ def _catalog() -> Any:
     """The catalog the functions use (paygate.toml), or ``None`` when it does not load."""
     if str(LAYER_DIR) not in sys.path:
         sys.path.insert(0, str(LAYER_DIR))
-    from paygate.config import CatalogError, load_catalog
+    from paygate.infra.catalog_file import CatalogError, load_catalog
+    from paygate.settings import catalog_path
 
     try:
-        return load_catalog()
+        return load_catalog(catalog_path())
     except CatalogError:
         return None
 

@@ -26,7 +26,8 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
-from paygate.infra.store import Store
+from paygate.infra.dynamodb_store import DynamoStateStore
+from paygate.service.apply import ApplyService
 from paygate_dev import EVENTS_DIR
 from paygate_dev.apigw import http_event
 from paygate_dev.dynamodb_local import DynamoDBLocal
@@ -57,8 +58,9 @@ def table(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 
 @pytest.fixture
-def store(table: str) -> Store:
-    return Store(table)
+def store(table: str) -> ApplyService:
+    """The apply service over the test's DynamoDB Local table (what the webhook functions write with)."""
+    return ApplyService(DynamoStateStore(table))
 
 
 @dataclass
@@ -67,11 +69,10 @@ class Answer:
     body: dict[str, Any]
 
 
-class WebhookSender:
-    """Signs bodies with the real ``svix`` library and posts them to a function's real handler."""
+class Sender:
+    """Signs bodies with the real ``svix`` library and hands them to a function (see the subclasses)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.monkeypatch = monkeypatch
+    def __init__(self) -> None:
         self.secret = new_secret()
 
     def post(
@@ -86,12 +87,26 @@ class WebhookSender:
         headers: dict[str, str] | None = None,
         configured: str | None = None,
     ) -> Answer:
-        """``configured`` overrides the function's WEBHOOK_SECRET (e.g. two secrets in rotation)."""
-        self.monkeypatch.setenv("WEBHOOK_SECRET", configured or self.secret)
+        """``configured`` replaces the function's secrets (e.g. two secrets in rotation)."""
         signed = signed_headers(secret or self.secret, body, style=style, msg_id=msg_id, timestamp=timestamp)
         event = http_event("POST", "/webhook", body=body, headers={**signed, **(headers or {})})
-        response = invoke(function, event)
+        response = self.handle(function, event, self.secret if configured is None else configured)
         return Answer(response["statusCode"], json.loads(response["body"]))
+
+    def handle(self, function: str, event: dict[str, Any], secrets: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class WebhookSender(Sender):
+    """Posts to a function's real handler, its ``WEBHOOK_SECRET`` set as the function's environment."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        self.monkeypatch = monkeypatch
+
+    def handle(self, function: str, event: dict[str, Any], secrets: str) -> dict[str, Any]:
+        self.monkeypatch.setenv("WEBHOOK_SECRET", secrets or self.secret)
+        return invoke(function, event)
 
 
 @pytest.fixture
@@ -116,4 +131,14 @@ def body_of(envelope: dict[str, Any]) -> bytes:
     return json.dumps(envelope).encode()
 
 
-__all__ = ["Answer", "Path", "WebhookSender", "body_of", "sample", "sample_json", "sample_names"]
+def decode(family: Any, body: bytes | str, delivery: Any) -> tuple[str, Any]:
+    """A raw body through a family's reading, as the pipeline does it: JSON first, then the mapper,
+    with the shipped catalog."""
+    from paygate.infra.catalog_file import load_catalog
+    from paygate.providers.base import load_json_object
+
+    raw = body.encode() if isinstance(body, str) else body
+    return family.decode(load_json_object(raw), delivery, load_catalog())
+
+
+__all__ = ["Answer", "Path", "Sender", "WebhookSender", "body_of", "decode", "sample", "sample_json", "sample_names"]

@@ -6,16 +6,17 @@ reads who the caller is and what they were granted from the authorizer context.
 
 from typing import Any
 
-from paygate.config import load_catalog
-from paygate.domain.gate import caller_from_event
 from paygate.http import error_response, json_response
+from paygate.infra.catalog_file import load_catalog
+from paygate.service.context import caller_from_event
+from paygate.settings import catalog_path
 
 
 def handler(event: dict, context: Any) -> dict:
     caller = caller_from_event(event)
     if caller is None:
         return error_response(401, "unauthenticated", "this route is served behind the paygate authorizer")
-    catalog = load_catalog()
+    catalog = load_catalog(catalog_path())
     # The most generous limit among the caller's plans, as the catalog declares them.
     limits: dict[str, int] = {}
     for slug in caller.plan_slugs():

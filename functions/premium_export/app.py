@@ -4,8 +4,8 @@ import csv
 import io
 from typing import Any
 
-from paygate.domain.gate import caller_from_event
 from paygate.http import error_response
+from paygate.service.context import caller_from_event
 
 
 def handler(event: dict, context: Any) -> dict:

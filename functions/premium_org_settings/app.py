@@ -7,8 +7,8 @@ permissions to plan features), so a downgrade closes this route without a code c
 import json
 from typing import Any
 
-from paygate.domain.gate import caller_from_event
 from paygate.http import error_response, json_response, request_body
+from paygate.service.context import caller_from_event
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_NAME_LENGTH = 100

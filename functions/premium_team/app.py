@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from paygate.config import load_catalog
-from paygate.domain.gate import caller_from_event
 from paygate.http import error_response, json_response
+from paygate.infra.catalog_file import load_catalog
+from paygate.service.context import caller_from_event
+from paygate.settings import catalog_path
 
 
 def handler(event: dict, context: Any) -> dict:
@@ -14,7 +15,7 @@ def handler(event: dict, context: Any) -> dict:
     if caller.org_id is None:
         # Clerk only puts organization plans in a token with an active organization; anything else is odd.
         return error_response(403, "no_active_organization", "the team page needs an active organization")
-    plan = load_catalog().plans.get("team")
+    plan = load_catalog(catalog_path()).plans.get("team")
     return json_response(
         200,
         {

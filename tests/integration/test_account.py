@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bench.instrument import DynamoDBMeter, instrumented_store_clients
+from paygate.domain.records import CreditBalance
 from paygate.domain.state import Effect, Payer, PayerKind, RecordKind, StateRecord
-from paygate.infra.store import InboxEntry
+from paygate.service.layout import InboxEntry
 from tests.integration.test_authorizer import ORG, USER, Gateway, applied, gateway, signing_key, stored_item
 
 __all__ = ["gateway", "signing_key"]  # fixtures used below
@@ -102,12 +104,7 @@ def test_credit_balances(gateway: Gateway, store):
         RecordKind.CREDIT_BALANCE,
         "dodo:cde_test",
         "000000000000001.000000000000001.evt_credit_1",
-        {
-            "credit_entitlement_id": "cde_test",
-            "credit_entitlement_name": "AI Credits",
-            "balance": "12.5",
-            "low_balance": True,
-        },
+        CreditBalance("cde_test", credit_entitlement_name="AI Credits", balance="12.5", low_balance=True),
     )
 
     store.apply(entry, Effect(payer, (record,)))
@@ -117,20 +114,12 @@ def test_credit_balances(gateway: Gateway, store):
     ]
 
 
-def test_both_payers_are_read_in_one_request(gateway: Gateway, sender, monkeypatch):
-    from paygate.service import payers
-
-    requests: list[int] = []
-    real_query = payers.PayerReader._query
-
-    def counted(self, keys, sk_prefix):
-        result = real_query(self, keys, sk_prefix)
-        requests.append(self.requests)
-        return result
-
-    monkeypatch.setattr(payers.PayerReader, "_query", counted)
-    gateway.request(ROUTE, gateway.token(org={"id": ORG, "rol": "member"}))
-    assert len(requests) == 1 and requests[0] == 1
+def test_both_payers_are_read_in_one_request(gateway: Gateway, sender):
+    meter = DynamoDBMeter()
+    with instrumented_store_clients(meter.attach):
+        reply = gateway.request(ROUTE, gateway.token(org={"id": ORG, "rol": "member"}))
+    assert reply.status == 200
+    assert [r.operation for r in meter.take()] == ["ExecuteStatement"]
 
 
 @pytest.mark.parametrize("pla", ["", "u:pro"])

@@ -173,7 +173,7 @@ def applied(sender, name: str) -> None:
 
 
 def stored_item(store, payer: str, plan: str) -> dict:
-    (item,) = [r for r in store.payer_records(payer) if r["kind"] == "item" and r["plan_slug"] == plan]
+    (item,) = [r for r in store.payer_items(payer) if r["kind"] == "item" and r["plan_slug"] == plan]
     return item
 
 
@@ -266,7 +266,9 @@ def test_a_user_and_an_organization_are_read_in_one_request(gateway, sender):
     applied(sender, "clerk/subscription.active.org.json")
     authorizer = container_authorizer()
     calls: list[str] = []
-    authorizer.reader.client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    authorizer.reader.store.client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
     # The dashboard's gate (any: pro, org:team) may be met by either payer: both partitions, one request.
     token = gateway.token(org={"id": ORG, "rol": "member"})
     assert gateway.authorize("GET /pro/dashboard", token)["isAuthorized"] is True
@@ -382,7 +384,7 @@ def test_a_bad_gate_in_the_catalog_denies_everything_and_names_the_route(gateway
     bad.write_text('[plans.pro]\nfeatures = ["export"]\n\n[routes."GET /pro/export"]\nplan = "prp"\n')
     monkeypatch.setenv("PAYGATE_CONFIG", str(bad))
     assert gateway.authorize("GET /pro/export", gateway.token(pla="u:pro")) == {"isAuthorized": False}
-    from paygate.config import CatalogError, load_catalog
+    from paygate.infra.catalog_file import CatalogError, load_catalog
 
     with pytest.raises(CatalogError, match=r"routes\.'GET /pro/export'.*unknown plan 'prp'"):
         load_catalog(bad)

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from paygate.config import load_catalog
+from paygate.infra.catalog_file import load_catalog
 from paygate_dev.invoke import invoke
 from paygate_dev.template import functions
 from tests.integration.test_authorizer import ORG, USER, Gateway, applied, gateway, route_functions, signing_key

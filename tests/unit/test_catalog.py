@@ -1,6 +1,7 @@
 import pytest
 
-from paygate.config import CatalogError, load_catalog, parse_catalog
+from paygate.domain.catalog import CatalogError, parse_catalog
+from paygate.infra.catalog_file import load_catalog
 
 
 def test_the_shipped_catalog_loads():

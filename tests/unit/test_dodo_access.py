@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from paygate.config import load_catalog
-from paygate.domain.access import DAY_MS, AccessPolicy, PlanItem, access_window, grants_access
+from paygate.domain.access import DAY_MS, AccessPolicy, access_window, grants_access
+from paygate.domain.records import SubscriptionItem
+from paygate.infra.catalog_file import load_catalog
 from paygate.providers import dodo
 from paygate.providers.base import Delivery
 from tests.conftest import sample_json
@@ -14,22 +15,22 @@ POLICY = AccessPolicy()
 CATALOG = load_catalog()
 
 
-def item(name: str, **data) -> PlanItem:
+def item(name: str, **data) -> SubscriptionItem:
     envelope = sample_json(f"dodo/{name}.json")
     envelope["data"].update(data)
-    effect = dodo.subscription_effect(envelope, Delivery("msg_1", 0), CATALOG)
+    effect = dodo.map_subscription(envelope, Delivery("msg_1", 0), CATALOG)
     (record,) = [r for r in effect.records if r.kind.value == "item"]
-    return PlanItem.from_fields(record.fields)
+    return record.body
 
 
-def edges(plan_item: PlanItem, boundary: int, policy: AccessPolicy = POLICY) -> tuple[bool, bool, bool]:
+def edges(plan_item: SubscriptionItem, boundary: int, policy: AccessPolicy = POLICY) -> tuple[bool, bool, bool]:
     return tuple(grants_access(plan_item, boundary + d, policy) for d in (-1, 0, 1))  # type: ignore[return-value]
 
 
 def test_active_grants_with_no_end():
     active = item("subscription.active")
     assert access_window(active, POLICY).end_ms is None
-    assert grants_access(active, active.period_end_ms + 10 * 365 * DAY_MS, POLICY)
+    assert grants_access(active, active.period_end + 10 * 365 * DAY_MS, POLICY)
 
 
 def test_a_trial_grants_like_active():
@@ -38,9 +39,9 @@ def test_a_trial_grants_like_active():
 
 def test_cancel_at_period_end_grants_until_next_billing_date():
     scheduled = item("subscription.updated")
-    assert edges(scheduled, scheduled.period_end_ms) == (True, False, False)
+    assert edges(scheduled, scheduled.period_end) == (True, False, False)
     cancelled = item("subscription.cancelled")
-    assert edges(cancelled, cancelled.period_end_ms) == (True, False, False)
+    assert edges(cancelled, cancelled.period_end) == (True, False, False)
 
 
 def test_an_immediate_cancellation_grants_nothing():
@@ -50,14 +51,14 @@ def test_an_immediate_cancellation_grants_nothing():
 @pytest.mark.parametrize("name", ["subscription.on_hold", "subscription.past_due"])
 def test_a_failed_payment_keeps_access_for_the_grace_period(name):
     held = item(name)
-    assert edges(held, held.past_due_since_ms + 7 * DAY_MS) == (True, False, False)
+    assert edges(held, held.past_due_at + 7 * DAY_MS) == (True, False, False)
 
 
 def test_the_grace_period_follows_the_policy():
     held = item("subscription.on_hold")
     short = AccessPolicy(grace_period_ms=DAY_MS)
-    assert edges(held, held.past_due_since_ms + DAY_MS, short) == (True, False, False)
-    assert access_window(held, AccessPolicy(grace_period_ms=0)).contains(held.past_due_since_ms) is False
+    assert edges(held, held.past_due_at + DAY_MS, short) == (True, False, False)
+    assert access_window(held, AccessPolicy(grace_period_ms=0)).contains(held.past_due_at) is False
 
 
 @pytest.mark.parametrize("name", ["subscription.failed", "subscription.expired", "subscription.paused"])
@@ -71,12 +72,12 @@ def test_a_product_without_a_plan_never_grants_even_when_active():
 
 def test_a_plan_change_grants_the_new_plan():
     changed = item("subscription.plan_changed")
-    assert changed.plan == "team" and access_window(changed, POLICY).end_ms is None
+    assert changed.plan_slug == "team" and access_window(changed, POLICY).end_ms is None
 
 
 def test_renewal_moves_the_period_end_of_a_scheduled_cancellation():
     before = item("subscription.updated")
     after = item("subscription.renewed", cancel_at_next_billing_date=True)
-    assert after.period_end_ms > before.period_end_ms
-    assert edges(after, after.period_end_ms) == (True, False, False)
-    assert grants_access(after, before.period_end_ms + 1, POLICY)
+    assert after.period_end > before.period_end
+    assert edges(after, after.period_end) == (True, False, False)
+    assert grants_access(after, before.period_end + 1, POLICY)

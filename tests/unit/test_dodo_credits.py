@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import asdict
 
 import pytest
 
 from paygate.domain.credits import ALERT_SOURCE, BalanceFigure, LowBalanceAlert, is_low, merge_balance
+from paygate.domain.records import CreditBalance
 from paygate.domain.state import version_key
 
 
@@ -19,14 +21,13 @@ def alert(at_ms: int, available: str = "180", threshold: str = "200") -> LowBala
 
 
 def apply_all(updates) -> dict | None:
-    stored = None
+    stored: CreditBalance | None = None
     for update in updates:
         kwargs = {"figure": update} if isinstance(update, BalanceFigure) else {"alert": update}
         merged = merge_balance(stored, credit_entitlement_id="cde_1", customer_id="cus_1", **kwargs)
         if merged is not None:
-            version, fields = merged
-            stored = {**fields, "version": version}
-    return stored
+            stored = merged
+    return None if stored is None else {**asdict(stored), "version": stored.version}
 
 
 HISTORY = [figure(1_000, "1000"), figure(2_000, "975"), alert(3_000), figure(4_000, "1150"), figure(5_000, "0", "40")]
@@ -40,14 +41,14 @@ def test_the_newest_figure_wins_in_every_arrival_order():
 
 
 def test_an_older_figure_is_stale():
-    stored = apply_all([figure(2_000, "975")])
+    stored = CreditBalance.from_fields(apply_all([figure(2_000, "975")]))
     assert (
         merge_balance(stored, credit_entitlement_id="cde_1", customer_id="cus_1", figure=figure(1_000, "1000")) is None
     )
 
 
 def test_a_redelivered_alert_is_stale():
-    stored = apply_all([alert(3_000)])
+    stored = CreditBalance.from_fields(apply_all([alert(3_000)]))
     assert merge_balance(stored, credit_entitlement_id="cde_1", customer_id="cus_1", alert=alert(3_000)) is None
 
 
@@ -69,7 +70,7 @@ def test_an_alert_newer_than_every_ledger_entry_is_the_balance():
     [("199.5", "cdl_1", True), ("200", "cdl_1", False), ("200", ALERT_SOURCE, True), ("1e3", "cdl_1", False)],
 )
 def test_low_means_below_the_threshold_or_the_alert_is_the_newest_figure(balance, source, low):
-    assert is_low({"balance": balance, "balance_source": source, "low_balance_threshold": "200"}) is low
+    assert is_low(CreditBalance("cde_1", balance=balance, balance_source=source, low_balance_threshold="200")) is low
 
 
 def test_without_an_alert_nothing_is_low():

@@ -6,12 +6,13 @@ from datetime import datetime
 
 import pytest
 
-from paygate.config import load_catalog
-from paygate.domain.links import LINKED_PAYER, MergedRecord
-from paygate.domain.state import Payer, PayerKind, RecordKind
+from paygate.domain.links import LINKED_PAYER
+from paygate.domain.state import MergedRecord, Payer, PayerKind, RecordKind, body_fields
+from paygate.infra.catalog_file import load_catalog
 from paygate.providers import dodo
 from paygate.providers.base import Delivery, InvalidEvent
 from tests.conftest import body_of, sample, sample_json, sample_names
+from tests.conftest import decode as decode_body
 
 DELIVERY = Delivery("msg_unit", 1_795_000_000)
 CATALOG = load_catalog()
@@ -63,7 +64,7 @@ def effect_of(name: str, **data):
     envelope = sample_json(f"dodo/{name}.json")
     envelope["data"].update(data)
     for family in FAMILIES:
-        _, effect = family.decode(body_of(envelope), DELIVERY)
+        _, effect = decode_body(family, body_of(envelope), DELIVERY)
         if effect is not None:
             return effect
     raise AssertionError(f"no family applies {name}")
@@ -78,7 +79,7 @@ def records_by_kind(effect) -> dict[RecordKind, list]:
 
 def item_of(name: str, **data) -> dict:
     (item,) = records_by_kind(effect_of(name, **data))[RecordKind.ITEM]
-    return dict(item.fields)
+    return dict(body_fields(item.body))
 
 
 # -- families --------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def test_every_sample_maps_to_versioned_records(name):
 
 def test_license_keys_are_not_applied_by_any_family():
     for family in FAMILIES:
-        assert family.decode(sample("dodo/license_key.created.json"), DELIVERY) == ("license_key.created", None)
+        assert decode_body(family, sample("dodo/license_key.created.json"), DELIVERY) == ("license_key.created", None)
 
 
 # -- times -----------------------------------------------------------------------------------
@@ -165,8 +166,8 @@ def test_metadata_links_the_customer_to_the_payer_in_the_same_effect():
     assert effect.payer == USER
     links = records_by_kind(effect)[RecordKind.CUSTOMER_LINK]
     by_partition = {link.payer.key: link for link in links}
-    assert by_partition["customer:cus_8fK2mQ9xLp3RtV7wZ1nB"].fields[LINKED_PAYER] == USER.key
-    assert by_partition[USER.key].fields["customer_id"] == "cus_8fK2mQ9xLp3RtV7wZ1nB"
+    assert body_fields(by_partition["customer:cus_8fK2mQ9xLp3RtV7wZ1nB"].body)[LINKED_PAYER] == USER.key
+    assert body_fields(by_partition[USER.key].body)["customer_id"] == "cus_8fK2mQ9xLp3RtV7wZ1nB"
 
 
 def test_without_metadata_state_is_kept_under_the_dodo_customer():
@@ -179,8 +180,8 @@ def test_refunds_and_disputes_are_filed_through_their_payment():
     assert effect_of("refund.succeeded").payer == Payer(PayerKind.CUSTOMER, "pay_0NjR5uA3Lp8Qx2Wz6Tn4K")
     assert effect_of("dispute.lost").payer == Payer(PayerKind.CUSTOMER, "pay_0NjR5uA3Lp8Qx2Wz6Tn4K")
     (link,) = [r for r in effect_of("payment.succeeded").records if r.payer.id.startswith("pay_")]
-    assert link.fields[LINKED_PAYER] == "customer:cus_8fK2mQ9xLp3RtV7wZ1nB"
-    assert link.fields["inherit"] == {"subscription_id": "sub_0NjR5tW8xKq2Lm9Vb4Hd7"}
+    assert body_fields(link.body)[LINKED_PAYER] == "customer:cus_8fK2mQ9xLp3RtV7wZ1nB"
+    assert body_fields(link.body)["inherit"] == {"subscription_id": "sub_0NjR5tW8xKq2Lm9Vb4Hd7"}
 
 
 # -- subscriptions ---------------------------------------------------------------------------
@@ -261,23 +262,34 @@ def test_several_billing_intervals_read_naturally():
 
 def test_a_payment_is_recorded_in_minor_units_with_its_subscription():
     (payment,) = records_by_kind(effect_of("payment.succeeded"))[RecordKind.PAYMENT]
-    assert (payment.fields["amount"], payment.fields["tax"], payment.fields["currency"]) == (2207, 207, "USD")
-    assert payment.fields["subscription_id"] == "sub_0NjR5tW8xKq2Lm9Vb4Hd7"
+    assert (
+        body_fields(payment.body)["amount"],
+        body_fields(payment.body)["tax"],
+        body_fields(payment.body)["currency"],
+    ) == (2207, 207, "USD")
+    assert body_fields(payment.body)["subscription_id"] == "sub_0NjR5tW8xKq2Lm9Vb4Hd7"
     (failed,) = records_by_kind(effect_of("payment.failed"))[RecordKind.PAYMENT]
-    assert failed.fields["status"] == "failed" and failed.fields["error_code"]
+    assert body_fields(failed.body)["status"] == "failed" and body_fields(failed.body)["error_code"]
 
 
 def test_a_refund_leaves_its_subscription_to_be_filled_from_the_payment():
     (refund,) = effect_of("refund.succeeded").records
-    assert (refund.fields["amount"], refund.fields["currency"], refund.fields["is_partial"]) == (1000, "USD", True)
-    assert refund.fields["subscription_id"] is None and refund.fields["payment_id"] == "pay_0NjR5uA3Lp8Qx2Wz6Tn4K"
+    assert (
+        body_fields(refund.body)["amount"],
+        body_fields(refund.body)["currency"],
+        body_fields(refund.body)["is_partial"],
+    ) == (1000, "USD", True)
+    assert (
+        body_fields(refund.body)["subscription_id"] is None
+        and body_fields(refund.body)["payment_id"] == "pay_0NjR5uA3Lp8Qx2Wz6Tn4K"
+    )
 
 
 def test_a_refund_from_an_older_sender_without_customer_is_accepted():
     envelope = sample_json("dodo/refund.failed.json")
     del envelope["data"]["customer"], envelope["data"]["metadata"]
-    _, effect = dodo.PAYMENTS.decode(body_of(envelope), DELIVERY)
-    assert effect.records[0].fields["customer_id"] is None
+    _, effect = decode_body(dodo.PAYMENTS, body_of(envelope), DELIVERY)
+    assert body_fields(effect.records[0].body)["customer_id"] is None
 
 
 @pytest.mark.parametrize(("wire", "amount"), [("2207", 2207), (400, 400), (" 15 ", 15)])
@@ -299,18 +311,19 @@ def test_a_ledger_entry_is_a_ledger_line_and_a_merged_balance():
     kinds = records_by_kind(effect_of("credit.deducted"))
     (line,) = kinds[RecordKind.CREDIT_LEDGER]
     assert line.record_id == "dodo:cdl_0NjW8bR2Xq6Lt9Kz4Vm7C"
-    assert (line.fields["amount"], line.fields["is_credit"], line.fields["balance_after"]) == ("25", False, "975")
+    fields = body_fields(line.body)
+    assert (fields["amount"], fields["is_credit"], fields["balance_after"]) == ("25", False, "975")
     (balance,) = kinds[RecordKind.CREDIT_BALANCE]
     assert isinstance(balance, MergedRecord) and balance.record_id == "dodo:cde_0NhU2kP7Wm4Xr9Tq3Zv6L"
-    _, fields = balance.merge(None)
-    assert (fields["balance"], fields["overage"], fields["low_balance"]) == ("975", "0", False)
+    _, merged = balance.merge(None)
+    assert (merged.balance, merged.overage, merged.low_balance) == ("975", "0", False)
 
 
 def test_balance_low_is_a_merged_balance_with_the_alert_facts():
     (balance,) = effect_of("credit.balance_low").records
-    _, fields = balance.merge(None)
-    assert fields["low_balance"] is True
-    assert (fields["balance"], fields["low_balance_threshold"], fields["credit_entitlement_name"]) == (
+    _, merged = balance.merge(None)
+    assert merged.low_balance is True
+    assert (merged.balance, merged.low_balance_threshold, merged.credit_entitlement_name) == (
         "180",
         "200",
         "AI Credits",

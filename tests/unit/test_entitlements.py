@@ -9,6 +9,7 @@ from paygate.domain.catalog import Catalog, Plan, PlanScope
 from paygate.domain.entitlements import entitlements_of, store_grants
 from paygate.domain.gate import Grants, Scoped, has, parse_gate
 from paygate.domain.state import Payer, PayerKind
+from paygate.service.layout import payer_state
 
 NOW = 1_760_000_000_000
 POLICY = AccessPolicy(grace_period_ms=7 * DAY_MS)
@@ -36,8 +37,13 @@ def item(plan: str | None = "pro", status: str = "active", **fields) -> dict:
     }
 
 
+def of(payer: Payer, records: list[dict], now: int = NOW):
+    """What the stored records grant (read through the storage edge, as the services do)."""
+    return entitlements_of(payer, payer_state(records, now), CATALOG, POLICY, now)
+
+
 def granted(records, payer=USER, now=NOW) -> frozenset[str]:
-    return entitlements_of(payer, records, CATALOG, POLICY, now).plans
+    return of(payer, records, now).plans
 
 
 # -- access windows --------------------------------------------------------------------------
@@ -90,18 +96,18 @@ def test_a_plan_is_granted_only_in_its_own_scope():
 
 
 def test_features_come_from_the_catalog():
-    ent = entitlements_of(ORG, [item("team")], CATALOG, POLICY, NOW)
+    ent = of(ORG, [item("team")])
     assert ent.features == {"export", "team_seats", "settings"}
 
 
 def test_a_plan_unknown_to_the_catalog_grants_its_slug_but_no_feature():
-    ent = entitlements_of(USER, [item("legacy_gold")], CATALOG, POLICY, NOW)
+    ent = of(USER, [item("legacy_gold")])
     assert ent.plans == {"legacy_gold"} and ent.features == frozenset()
 
 
 def test_an_unmapped_product_is_shown_but_grants_nothing():
     # A Dodo product the catalog does not map: plan_slug is null.
-    ent = entitlements_of(USER, [item(None, provider="dodo")], CATALOG, POLICY, NOW)
+    ent = of(USER, [item(None, provider="dodo")])
     assert ent.plans == frozenset()
     assert [(v.plan, v.status, v.active) for v in ent.subscriptions] == [(None, "active", False)]
 
@@ -132,7 +138,7 @@ def test_subscription_view():
             "next_payment_currency": "USD",
         },
     ]
-    views = entitlements_of(USER, records, CATALOG, POLICY, NOW).subscriptions
+    views = of(USER, records).subscriptions
     assert [(v.status, v.active) for v in views] == [("canceled", True), ("upcoming", False)]
     current = views[0].to_json()
     assert current["access_until"] == NOW + DAY_MS
@@ -142,13 +148,7 @@ def test_subscription_view():
 
 
 def test_renewing_subscription_has_no_access_end_and_past_due_shows_the_grace_end():
-    views = entitlements_of(
-        USER,
-        [item(status="active"), item("pro", "past_due", past_due_at=NOW - DAY_MS)],
-        CATALOG,
-        POLICY,
-        NOW,
-    ).subscriptions
+    views = of(USER, [item(status="active"), item("pro", "past_due", past_due_at=NOW - DAY_MS)]).subscriptions
     by_status = {v.status: v for v in views}
     assert by_status["active"].access_until is None
     assert by_status["past_due"].access_until == NOW + 6 * DAY_MS
@@ -166,7 +166,7 @@ def test_credit_balances():
         },
         {"kind": "credit_balance"},  # unreadable: skipped
     ]
-    credits = entitlements_of(USER, records, CATALOG, POLICY, NOW).credits
+    credits = of(USER, records).credits
     assert [c.to_json() for c in credits] == [
         {"credit_entitlement_id": "cde_1", "name": "AI Credits", "balance": "1000", "low_balance": True},
         {"credit_entitlement_id": "cde_2", "name": "B", "balance": "0.5", "low_balance": False},
@@ -189,8 +189,8 @@ def token_grants(**overrides) -> Grants:
 
 
 def test_store_grants_replace_billing_facts_and_keep_identity():
-    user = entitlements_of(USER, [item("pro")], CATALOG, POLICY, NOW)
-    org = entitlements_of(ORG, [item("team")], CATALOG, POLICY, NOW)
+    user = of(USER, [item("pro")])
+    org = of(ORG, [item("team")])
     grants = store_grants(token_grants(), user, org)
     assert has(grants, plan="user:pro") and has(grants, plan="org:team") and has(grants, feature="org:team_seats")
     assert has(grants, role="admin")
@@ -200,20 +200,20 @@ def test_store_grants_replace_billing_facts_and_keep_identity():
 
 
 def test_store_revokes_permissions_when_the_organization_plan_is_gone():
-    org = entitlements_of(ORG, [item("team", "canceled")], CATALOG, POLICY, NOW)
+    org = of(ORG, [item("team", "canceled")])
     grants = store_grants(token_grants(), None, org)
     assert has(grants, permission="org:settings:manage") is False
     assert has(grants, plan="team") is False
 
 
 def test_store_ignores_the_organization_without_an_active_one_in_the_token():
-    org = entitlements_of(ORG, [item("team")], CATALOG, POLICY, NOW)
+    org = of(ORG, [item("team")])
     grants = store_grants(token_grants(org_id=None, org_role=None), None, org)
     assert has(grants, plan="team") is False
 
 
 def test_gate_over_store_grants():
-    org = entitlements_of(ORG, [item("team")], CATALOG, POLICY, NOW)
+    org = of(ORG, [item("team")])
     gate = parse_gate({"any": [{"plan": "user:pro"}, {"all": [{"plan": "org:team"}, {"role": "admin"}]}]})
     assert gate.allows(store_grants(token_grants(), None, org))
     assert not gate.allows(store_grants(token_grants(org_role="org:member"), None, org))

@@ -12,21 +12,24 @@ from paygate.domain.gate import (
     AnyOf,
     Check,
     CheckKind,
-    ClaimError,
     Grants,
     Scoped,
     SignedIn,
-    Source,
-    caller_from_context,
-    expand_permissions,
     has,
     needs_billing,
     parse_gate,
     payer_kinds,
-    route_context,
-    session_from_claims,
 )
 from paygate.domain.state import PayerKind
+from paygate.providers.clerk_session import ClaimError, expand_permissions, session_from_claims
+from paygate.service.context import Source, caller_from_context, route_context
+
+
+def check(kind: CheckKind, value: str) -> Check:
+    parsed = Check.parse(kind, value)
+    assert parsed is not None
+    return parsed
+
 
 B2C = {"v": 2, "sub": "user_123", "sid": "sess_1", "pla": "u:pro", "fea": "u:export,u:analytics"}
 ORG_MEMBER = {
@@ -274,15 +277,23 @@ def test_an_organization_without_id_is_no_organization():
 
 
 def test_parse_leaf_and_combinations():
-    assert parse_gate({"plan": "pro"}) == Check(CheckKind.PLAN, "pro")
+    assert parse_gate({"plan": "pro"}) == check(CheckKind.PLAN, "pro")
     gate = parse_gate({"any": [{"plan": "pro"}, {"all": [{"plan": "org:team"}, {"role": "admin"}]}]})
     assert gate == AnyOf(
-        (Check(CheckKind.PLAN, "pro"), AllOf((Check(CheckKind.PLAN, "org:team"), Check(CheckKind.ROLE, "admin"))))
+        (check(CheckKind.PLAN, "pro"), AllOf((check(CheckKind.PLAN, "org:team"), check(CheckKind.ROLE, "admin"))))
     )
     # Several keys in one table are ANDed, as in one has() call.
     assert parse_gate({"role": "admin", "permission": "org:teams:read"}) == AllOf(
-        (Check(CheckKind.PERMISSION, "org:teams:read"), Check(CheckKind.ROLE, "admin"))
+        (check(CheckKind.PERMISSION, "org:teams:read"), check(CheckKind.ROLE, "admin"))
     )
+
+
+def test_a_check_keeps_its_parsed_scope_and_key():
+    assert check(CheckKind.PLAN, "o:team") == Check(CheckKind.PLAN, "o:team", PayerKind.ORGANIZATION, "team")
+    assert check(CheckKind.FEATURE, "export") == Check(CheckKind.FEATURE, "export", None, "export")
+    assert check(CheckKind.ROLE, "admin").key == "org:admin"
+    assert check(CheckKind.PERMISSION, "org:org:teams:read").key == "org:teams:read"
+    assert Check.parse(CheckKind.PLAN, "a:b:c") is None and Check.parse(CheckKind.ROLE, "org:") is None
     assert parse_gate({"signed_in": True}) == SignedIn()
 
 
@@ -347,7 +358,7 @@ def test_needs_billing_and_payer_kinds():
 
 def test_route_context_round_trip():
     session = session_from_claims(ORG_MEMBER)
-    context = route_context(session, session.grants, Source.TOKEN)
+    context = route_context(session.user_id, session.session_id, session.org_slug, session.grants, Source.TOKEN)
     assert all(isinstance(v, str) for v in context.values())
     assert context["plans"] == "o:team"
     assert context["source"] == "token"

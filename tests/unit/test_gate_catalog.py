@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from paygate.config import CatalogError, load_catalog, parse_catalog
+from paygate.domain.catalog import CatalogError, parse_catalog
 from paygate.domain.gate import AnyOf, Check, CheckKind, parse_gate
+from paygate.domain.state import PayerKind
+from paygate.infra.catalog_file import load_catalog
 
 PLANS = {
     "pro": {"features": ["export", "analytics"]},
@@ -17,11 +19,17 @@ def catalog_with(routes: dict) -> dict:
     return {"plans": PLANS, "routes": routes}
 
 
-def test_the_shipped_catalog_gates_parse():
-    catalog = load_catalog()
-    gates = {key: parse_gate(raw, catalog.plans) for key, raw in catalog.routes.items()}
-    assert gates["GET /pro/dashboard"] == AnyOf((Check(CheckKind.PLAN, "pro"), Check(CheckKind.PLAN, "org:team")))
-    assert gates["PUT /org/settings"] == Check(CheckKind.PERMISSION, "org:settings:manage")
+def test_the_shipped_catalog_holds_parsed_gates():
+    gates = load_catalog().routes
+    assert gates["GET /pro/dashboard"] == AnyOf(
+        (
+            Check(CheckKind.PLAN, "pro", None, "pro"),
+            Check(CheckKind.PLAN, "org:team", PayerKind.ORGANIZATION, "team"),
+        )
+    )
+    assert gates["PUT /org/settings"] == Check(
+        CheckKind.PERMISSION, "org:settings:manage", PayerKind.ORGANIZATION, "org:settings:manage"
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,7 +49,7 @@ def test_the_shipped_catalog_gates_parse():
     ],
 )
 def test_valid_gates(gate):
-    assert parse_catalog(catalog_with({"GET /x": gate})).routes["GET /x"] == gate
+    assert parse_catalog(catalog_with({"GET /x": gate})).routes["GET /x"] == parse_gate(gate)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def secret() -> str:
 def test_a_body_signed_by_svix_verifies_in_both_header_styles(secret, style):
     headers = signed_headers(secret, BODY, style=style, msg_id="msg_1")
     delivery = SignatureVerifier([secret]).verify(BODY, headers)
-    assert delivery.event_id == "msg_1"
+    assert delivery.message_id == "msg_1"
     # And the svix library itself agrees with our verdict.
     SvixWebhook(secret).verify(BODY, headers)
 
@@ -47,21 +47,21 @@ def test_a_timestamp_outside_five_minutes_is_refused(secret, offset):
 @pytest.mark.parametrize("offset", [-240, 240])
 def test_a_timestamp_inside_the_tolerance_is_accepted(secret, offset):
     headers = signed_headers(secret, BODY, timestamp=int(time.time()) + offset)
-    assert SignatureVerifier([secret]).verify(BODY, headers).event_id
+    assert SignatureVerifier([secret]).verify(BODY, headers).message_id
 
 
 def test_during_a_rotation_either_secret_verifies():
     old, new = new_secret(), new_secret()
     verifier = SignatureVerifier([new, old])
     for secret in (old, new):
-        assert verifier.verify(BODY, signed_headers(secret, BODY)).event_id
+        assert verifier.verify(BODY, signed_headers(secret, BODY)).message_id
 
 
 def test_several_signatures_in_one_header_any_match_is_enough(secret):
     headers = signed_headers(secret, BODY)
     other = signed_headers(new_secret(), BODY, msg_id=headers["svix-id"], timestamp=int(headers["svix-timestamp"]))
     headers["svix-signature"] = f"{other['svix-signature']} v2,abc {headers['svix-signature']}"
-    assert SignatureVerifier([secret]).verify(BODY, headers).event_id == headers["svix-id"]
+    assert SignatureVerifier([secret]).verify(BODY, headers).message_id == headers["svix-id"]
 
 
 @pytest.mark.parametrize(

@@ -246,21 +246,6 @@ def test_zero_skew(keypair):
 # -- configuration ---------------------------------------------------------------------------
 
 
-def test_settings_from_env():
-    settings = TokenSettings.from_env(
-        {
-            "CLERK_ISSUER": ISSUER,
-            "CLERK_AUTHORIZED_PARTIES": f" {PARTY}, http://localhost:3000 ,",
-            "CLERK_CLOCK_SKEW_SECONDS": "10",
-            "CLERK_JWKS_URL": "https://clerk.example.test/.well-known/jwks.json",
-        }
-    )
-    assert settings.authorized_parties == (PARTY, "http://localhost:3000")
-    assert settings.clock_skew_s == 10
-    assert settings.pem_key is None
-    assert TokenSettings.from_env({"CLERK_ISSUER": ISSUER}).clock_skew_s == 5
-
-
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

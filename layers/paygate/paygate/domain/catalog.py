@@ -1,40 +1,37 @@
 """The catalog: plans and the features they grant, provider products, and each route's gate.
 
-It is read from one human-edited file (``paygate.toml``, see README) by :mod:`paygate.config`;
-this module is the pure model of it.
+It is written by hand in one file (``paygate.toml``, see docs/gate.md) and read by
+:mod:`paygate.infra.catalog_file`; this module is its pure model and its validation. Every gate is
+parsed once here, so the authorizer evaluates parsed checks and never re-reads the file's strings.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from paygate.domain.gate import Gate, GateError, parse_gate
+from paygate.domain.plans import Plan, PlanScope
 
-class PlanScope(StrEnum):
-    """Who can hold a plan, as Clerk distinguishes user plans from organization plans."""
+__all__ = ["Catalog", "CatalogError", "Plan", "PlanScope", "parse_catalog"]
 
-    USER = "user"
-    ORG = "org"
+#: ``METHOD /path`` as API Gateway names a route (``ANY`` included), or its ``$default`` route.
+ROUTE_KEY = re.compile(r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /\S*|\$default)$")
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    slug: str
-    name: str
-    scope: PlanScope
-    features: frozenset[str] = frozenset()
-    limits: Mapping[str, int] = field(default_factory=dict)
+class CatalogError(ValueError):
+    """The catalog is wrong; the message names the file and the entry."""
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
     plans: Mapping[str, Plan]
-    #: Provider product id (Dodo ``pdt_...``) to the plan slug it sells.
+    #: A provider's product (or price) id, e.g. Dodo's ``pdt_...``, to the plan slug it sells.
     products: Mapping[str, str] = field(default_factory=dict)
-    #: Route key as API Gateway names it (``"GET /pro/{proxy+}"``) to its gate, as written in the file.
-    routes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Route key as API Gateway names it (``"GET /pro/{proxy+}"``) to its parsed gate.
+    routes: Mapping[str, Gate] = field(default_factory=dict)
 
     def plan_for_product(self, product_id: str) -> str | None:
         return self.products.get(product_id)
@@ -47,3 +44,53 @@ class Catalog:
             if plan is not None:
                 granted |= plan.features
         return frozenset(granted)
+
+
+def parse_catalog(raw: Mapping[str, Any], source: str = "paygate.toml") -> Catalog:
+    """The catalog a parsed TOML document describes; :class:`CatalogError` names the first bad entry."""
+
+    def fail(where: str, why: str) -> CatalogError:
+        return CatalogError(f"{source}: {where}: {why}")
+
+    unknown = set(raw) - {"plans", "products", "routes"}
+    if unknown:
+        raise fail(", ".join(sorted(unknown)), "unknown section (expected plans, products, routes)")
+    plans: dict[str, Plan] = {}
+    for slug, entry in (raw.get("plans") or {}).items():
+        where = f"plans.{slug}"
+        if not isinstance(entry, Mapping):
+            raise fail(where, "must be a table")
+        extra = set(entry) - {"name", "scope", "features", "limits"}
+        if extra:
+            raise fail(where, f"unknown key(s) {sorted(extra)}")
+        try:
+            scope = PlanScope(entry.get("scope", "user"))
+        except ValueError:
+            raise fail(f"{where}.scope", "must be 'user' or 'org'") from None
+        features = entry.get("features", [])
+        if not isinstance(features, list) or not all(isinstance(f, str) and f and ":" not in f for f in features):
+            raise fail(f"{where}.features", "must be a list of feature slugs (no ':' - scope comes from the plan)")
+        limits = entry.get("limits", {})
+        if not isinstance(limits, Mapping) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in limits.values()
+        ):
+            raise fail(f"{where}.limits", "must map names to whole numbers")
+        plans[slug] = Plan(slug, str(entry.get("name", slug)), scope, frozenset(features), dict(limits))
+
+    products: dict[str, str] = {}
+    for product_id, slug in (raw.get("products") or {}).items():
+        if slug not in plans:
+            raise fail(f"products.{product_id}", f"names unknown plan {slug!r}")
+        products[product_id] = slug
+
+    routes: dict[str, Gate] = {}
+    for route_key, gate in (raw.get("routes") or {}).items():
+        if not isinstance(gate, Mapping):
+            raise fail(f"routes.{route_key!r}", "must be a table describing the gate")
+        if not ROUTE_KEY.match(route_key):
+            raise fail(f"routes.{route_key!r}", "is not a route key as API Gateway names it, e.g. 'GET /pro/{proxy+}'")
+        try:
+            routes[route_key] = parse_gate(gate, plans)
+        except GateError as exc:
+            raise fail(f"routes.{route_key!r}", str(exc)) from None
+    return Catalog(plans=plans, products=products, routes=routes)

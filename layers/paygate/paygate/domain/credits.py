@@ -8,10 +8,10 @@ quantities stay the provider's exact decimal strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+
+from paygate.domain.records import CreditBalance
 
 #: ``balance_source`` of a balance taken from a low-balance alert rather than a ledger entry.
 ALERT_SOURCE = "balance_low"
@@ -49,49 +49,37 @@ class LowBalanceAlert:
 
 
 def merge_balance(
-    current: Mapping[str, Any] | None,
+    current: CreditBalance | None,
     *,
     credit_entitlement_id: str,
     customer_id: str,
     figure: BalanceFigure | None = None,
     alert: LowBalanceAlert | None = None,
     credit_entitlement_name: str | None = None,
-) -> tuple[str, dict[str, Any]] | None:
-    """The balance record after ``figure`` or ``alert``; ``None`` if the stored one is as new or newer.
+) -> CreditBalance | None:
+    """The balance after ``figure`` or ``alert``; ``None`` if the stored one is as new or newer.
 
     The ledger's figures and the alerts' facts are versioned separately (``balance_version``,
     ``alert_version``), so a late alert never hides a newer ledger balance and vice versa.
     """
-    cur = dict(current or {})
-    fields: dict[str, Any] = {
-        "credit_entitlement_id": credit_entitlement_id,
-        "credit_entitlement_name": cur.get("credit_entitlement_name"),
-        "customer_id": cur.get("customer_id") or customer_id,
-        "balance": cur.get("balance"),
-        "overage": cur.get("overage"),
-        "balance_at": cur.get("balance_at"),
-        "balance_version": cur.get("balance_version"),
-        "balance_source": cur.get("balance_source"),
-        "low_balance_threshold": cur.get("low_balance_threshold"),
-        "low_balance_threshold_percent": cur.get("low_balance_threshold_percent"),
-        "low_balance_alert_at": cur.get("low_balance_alert_at"),
-        "low_balance_alert_balance": cur.get("low_balance_alert_balance"),
-        "subscription_credits_amount": cur.get("subscription_credits_amount"),
-        "subscription_id": cur.get("subscription_id"),
-        "alert_version": cur.get("alert_version"),
-    }
+    balance = current or CreditBalance(credit_entitlement_id)
+    balance = replace(
+        balance, credit_entitlement_id=credit_entitlement_id, customer_id=balance.customer_id or customer_id
+    )
     changed = False
-    if figure is not None and _newer(figure.version, fields["balance_version"]):
-        fields.update(
+    if figure is not None and _newer(figure.version, balance.balance_version):
+        balance = replace(
+            balance,
             balance=figure.balance,
-            overage=figure.overage if figure.overage is not None else fields["overage"],
+            overage=figure.overage if figure.overage is not None else balance.overage,
             balance_at=figure.at_ms,
             balance_version=figure.version,
             balance_source=figure.entry_id,
         )
         changed = True
-    if alert is not None and _newer(alert.version, fields["alert_version"]):
-        fields.update(
+    if alert is not None and _newer(alert.version, balance.alert_version):
+        balance = replace(
+            balance,
             low_balance_threshold=alert.threshold_amount,
             low_balance_threshold_percent=alert.threshold_percent,
             low_balance_alert_at=alert.at_ms,
@@ -99,13 +87,13 @@ def merge_balance(
             subscription_credits_amount=alert.subscription_credits_amount,
             subscription_id=alert.subscription_id,
             alert_version=alert.version,
+            credit_entitlement_name=credit_entitlement_name or balance.credit_entitlement_name,
         )
-        if credit_entitlement_name:
-            fields["credit_entitlement_name"] = credit_entitlement_name
         changed = True
         # The alert's available balance is a provider figure too: the newest figure wins.
-        if _newer(alert.version, fields["balance_version"]):
-            fields.update(
+        if _newer(alert.version, balance.balance_version):
+            balance = replace(
+                balance,
                 balance=alert.available_balance,
                 balance_at=alert.at_ms,
                 balance_version=alert.version,
@@ -113,21 +101,17 @@ def merge_balance(
             )
     if not changed:
         return None
-    fields["low_balance"] = is_low(fields)
-    fields["changed_at"] = max(t for t in (fields["balance_at"], fields["low_balance_alert_at"]) if t is not None)
-    version = max(v for v in (fields["balance_version"], fields["alert_version"]) if v is not None)
-    return version, fields
+    times = [t for t in (balance.balance_at, balance.low_balance_alert_at) if t is not None]
+    return replace(balance, low_balance=is_low(balance), changed_at=max(times))
 
 
-def is_low(fields: Mapping[str, Any]) -> bool:
+def is_low(balance: CreditBalance) -> bool:
     """Low while the newest figure is the alert itself, or is under the alert's threshold."""
-    threshold = fields.get("low_balance_threshold")
-    balance = fields.get("balance")
-    if threshold is None or balance is None:
+    if balance.low_balance_threshold is None or balance.balance is None:
         return False
-    if fields.get("balance_source") == ALERT_SOURCE:
+    if balance.balance_source == ALERT_SOURCE:
         return True
-    return Decimal(balance) < Decimal(threshold)
+    return Decimal(balance.balance) < Decimal(balance.low_balance_threshold)
 
 
 def _newer(version: str, stored: str | None) -> bool:

@@ -1,6 +1,6 @@
 """What a payer's stored records grant at one instant: plans, features, subscriptions, credits.
 
-Pure: the records come in (as the store returns them), ``now_ms`` is a parameter. Access follows
+Pure: the payer's records come in typed (:class:`PayerState`), ``now_ms`` is a parameter. Access follows
 the windows of :mod:`paygate.domain.access` (trials, grace periods, cancel at period end); a plan's
 features come from the catalog. A plan is granted only in its own scope: a user plan from the
 user's partition, an organization plan from the organization's.
@@ -8,14 +8,14 @@ user's partition, an organization plan from the organization's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from paygate.domain.access import AccessPolicy, ItemStatus, PlanItem, access_window
+from paygate.domain.access import AccessPolicy, access_window
 from paygate.domain.catalog import Catalog, PlanScope
 from paygate.domain.gate import Grants, Scoped
-from paygate.domain.state import Payer, PayerKind, RecordKind
+from paygate.domain.records import ItemStatus, NextPayment, PayerState, SubscriptionItem
+from paygate.domain.state import Payer, PayerKind
 
 #: Items worth showing on a billing page even when they grant nothing right now.
 _SHOWN_WITHOUT_ACCESS = frozenset(
@@ -75,7 +75,7 @@ class SubscriptionView:
 
 
 @dataclass(frozen=True, slots=True)
-class CreditBalance:
+class CreditView:
     credit_entitlement_id: str
     name: str | None
     #: A decimal string, as the provider counts credits (never a float).
@@ -97,34 +97,34 @@ class PayerEntitlements:
     plans: frozenset[str] = frozenset()
     features: frozenset[str] = frozenset()
     subscriptions: tuple[SubscriptionView, ...] = ()
-    credits: tuple[CreditBalance, ...] = field(default=())
+    credits: tuple[CreditView, ...] = field(default=())
 
 
 def entitlements_of(
     payer: Payer,
-    records: Iterable[Mapping[str, Any]],
+    state: PayerState,
     catalog: Catalog,
     policy: AccessPolicy,
     now_ms: int,
 ) -> PayerEntitlements:
-    """What ``payer``'s ``records`` grant at ``now_ms``."""
-    live = [r for r in records if not _expired(r, now_ms)]
-    subscriptions = {r.get("subscription_id"): r for r in live if r.get("kind") == RecordKind.SUBSCRIPTION.value}
+    """What ``payer``'s stored ``state`` grants at ``now_ms``."""
     scope = _SCOPE_OF_PAYER.get(payer.kind)
     plans: set[str] = set()
     views: list[SubscriptionView] = []
-    for record in live:
-        if record.get("kind") != RecordKind.ITEM.value:
-            continue
-        view = _item_view(record, subscriptions.get(record.get("subscription_id")), policy, now_ms)
+    for item in state.items:
+        next_payment = state.next_payments.get(item.subscription_id) if item.subscription_id else None
+        view = _item_view(item, next_payment, policy, now_ms)
         if view.active and view.plan is not None and _in_scope(catalog, view.plan, scope):
             plans.add(view.plan)
-        elif not view.active and not _worth_showing(view):
+        elif not view.active and not _worth_showing(item):
             continue
         views.append(view)
     views.sort(key=lambda v: (not v.active, v.plan or "", v.item_id or ""))
     credits = sorted(
-        (c for c in (_credit(r) for r in live if r.get("kind") == RecordKind.CREDIT_BALANCE.value) if c),
+        (
+            CreditView(c.credit_entitlement_id, c.credit_entitlement_name, c.balance or "0", c.low_balance)
+            for c in state.credits
+        ),
         key=lambda c: c.credit_entitlement_id,
     )
     return PayerEntitlements(
@@ -163,65 +163,35 @@ def _in_scope(catalog: Catalog, plan_slug: str, scope: PlanScope | None) -> bool
     return scope is not None and (plan is None or plan.scope is scope)
 
 
-def _worth_showing(view: SubscriptionView) -> bool:
-    try:
-        status = ItemStatus(view.status)
-    except ValueError:
-        return False
+def _worth_showing(item: SubscriptionItem) -> bool:
     # A product the catalog does not map is paid for but grants nothing: show it, so it can be noticed.
-    return status in _SHOWN_WITHOUT_ACCESS or (view.plan is None and status in _LIVE)
+    return item.status in _SHOWN_WITHOUT_ACCESS or (item.plan_slug is None and item.status in _LIVE)
 
 
 def _item_view(
-    record: Mapping[str, Any], subscription: Mapping[str, Any] | None, policy: AccessPolicy, now_ms: int
+    item: SubscriptionItem, subscription_payment: NextPayment | None, policy: AccessPolicy, now_ms: int
 ) -> SubscriptionView:
-    plan = record.get("plan_slug") if isinstance(record.get("plan_slug"), str) else None
-    try:
-        window = access_window(PlanItem.from_fields(record), policy)
-    except (KeyError, ValueError, TypeError):
-        window = None  # an unknown status or a broken record grants nothing
-    next_at = record.get("next_payment_at")
-    amount = record.get("next_payment_amount")
-    currency = record.get("next_payment_currency")
-    if next_at is None and subscription is not None:
-        next_at = subscription.get("next_payment_at")
-        amount = subscription.get("next_payment_amount")
-        currency = subscription.get("next_payment_currency")
+    window = access_window(item, policy)
+    next_at, amount, currency = item.next_payment_at, item.next_payment_amount, item.next_payment_currency
+    if next_at is None and subscription_payment is not None:
+        next_at = subscription_payment.at
+        amount, currency = subscription_payment.amount, subscription_payment.currency
     elif next_at is not None and amount is None:
-        amount, currency = record.get("amount"), record.get("currency")
+        amount, currency = item.amount, item.currency
     return SubscriptionView(
-        provider=record.get("provider"),
-        subscription_id=record.get("subscription_id"),
-        item_id=record.get("item_id") or record.get("record_id"),
-        plan=plan,
-        plan_name=record.get("plan_name"),
-        status=str(record.get("status")),
-        plan_period=record.get("plan_period"),
-        period_start=record.get("period_start"),
-        period_end=record.get("period_end"),
+        provider=item.provider,
+        subscription_id=item.subscription_id,
+        item_id=item.item_id,
+        plan=item.plan_slug,
+        plan_name=item.plan_name,
+        status=item.status.value,
+        plan_period=item.plan_period,
+        period_start=item.period_start,
+        period_end=item.period_end,
         next_payment_at=next_at,
         next_payment_amount=amount,
         next_payment_currency=currency,
-        cancel_at_period_end=bool(record.get("cancel_at_period_end")),
+        cancel_at_period_end=item.cancel_at_period_end,
         access_until=window.end_ms if window else None,
         active=window is not None and window.contains(now_ms),
     )
-
-
-def _credit(record: Mapping[str, Any]) -> CreditBalance | None:
-    entitlement = record.get("credit_entitlement_id")
-    if not isinstance(entitlement, str):
-        return None
-    balance = record.get("balance")
-    return CreditBalance(
-        credit_entitlement_id=entitlement,
-        name=record.get("credit_entitlement_name"),
-        balance=str(balance) if balance is not None else "0",
-        low_balance=bool(record.get("low_balance")),
-    )
-
-
-def _expired(record: Mapping[str, Any], now_ms: int) -> bool:
-    # DynamoDB deletes items past their TTL lazily (DynamoDB Local never): past it, a record is absent.
-    expires_at = record.get("expires_at")
-    return isinstance(expires_at, int) and expires_at * 1000 <= now_ms

@@ -8,16 +8,16 @@ it exists. A dispute names only its payment, so payments link ``pay_...`` to the
 A link is an ordinary versioned :class:`StateRecord` of kind ``customer_link`` kept in the *source*
 id's own partition (``PAYER#customer:<source id>``), so resolving it is one GetItem. The store follows
 links when it applies an effect whose payer is a customer, and moves what was kept under a source
-into the linked payer's partition when a link is written (see ``Store.apply``).
+into the linked payer's partition when a link is written (see :mod:`paygate.service.apply`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from paygate.domain.state import Payer, PayerKind, RecordKind, StateRecord
+from paygate.domain.state import Body, MergedRecord, Payer, PayerKind, RecordKind, StateRecord
 
 #: Key of the link record's target (a payer key such as ``user:user_123`` or ``customer:cus_123``).
 LINKED_PAYER = "linked_payer"
@@ -53,25 +53,16 @@ def link_record_id(provider: str, source_id: str) -> str:
     return f"{provider}:{source_id}"
 
 
-def is_link(record: StateRecord) -> bool:
+def is_link(record: StateRecord | MergedRecord) -> bool:
     """A link as the store follows it (the payer-side copy, kept for the account page, is not)."""
     return record.kind is RecordKind.CUSTOMER_LINK and record.payer.kind is PayerKind.CUSTOMER
 
 
-def fill_inherited(fields: Mapping[str, Any], inherit: Mapping[str, Any]) -> dict[str, Any]:
-    """``fields`` with each inherited fact filled in where the record has that key set to null."""
-    return {k: (inherit[k] if v is None and inherit.get(k) is not None else v) for k, v in fields.items()}
-
-
-#: Given the record's stored fields (``None`` if absent), the version and fields to write, or
-#: ``None`` when the update is stale (changes nothing).
-Merge = Callable[[Mapping[str, Any] | None], tuple[str, Mapping[str, Any]] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class MergedRecord(StateRecord):
-    """A record whose new state depends on what is stored (e.g. a credit balance fed by two kinds of
-    event). The store reads the stored record, calls ``merge`` and writes the result only if the
-    record has not changed meanwhile; ``version`` and ``fields`` are ignored."""
-
-    merge: Merge | None = None
+def fill_inherited(body: Body, inherit: Mapping[str, Any]) -> Body:
+    """``body`` with each inherited fact filled in where the record has that field set to null."""
+    if not inherit:
+        return body
+    if isinstance(body, Mapping):
+        return {k: (inherit[k] if v is None and inherit.get(k) is not None else v) for k, v in body.items()}
+    missing = {k: v for k, v in inherit.items() if v is not None and getattr(body, k, False) is None}
+    return replace(body, **missing) if missing else body  # type: ignore[type-var]

@@ -1,16 +1,16 @@
 """What paygate keeps: versioned records of each payer's billing state.
 
-A provider event becomes an :class:`Effect`: a set of :class:`StateRecord` upserts. Each record
-carries a *version* so that the store can refuse to let an older event overwrite a newer one,
-whatever order the provider delivers them in.
+A provider event becomes an :class:`Effect`: a set of record upserts. Each record carries a
+*version* so that an older event can never overwrite a newer one, whatever order the provider
+delivers them in. How an effect is applied exactly once lives in :mod:`paygate.service.apply`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class PayerKind(StrEnum):
@@ -55,6 +55,22 @@ class Outcome(StrEnum):
     QUARANTINED = "quarantined"
 
 
+class TypedBody(Protocol):
+    """A record body the domain reads as a type (a subscription item, a credit balance)."""
+
+    def to_fields(self) -> dict[str, Any]: ...
+
+
+#: What a record holds: a typed body, or plain fields for records the domain never reads.
+Body = TypedBody | Mapping[str, Any]
+
+
+def body_fields(body: Body) -> dict[str, Any]:
+    """The stored form of a body: only the storage edge calls this."""
+    to_fields = getattr(body, "to_fields", None)
+    return to_fields() if to_fields is not None else dict(body)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True, slots=True)
 class StateRecord:
     """One versioned piece of a payer's state (a subscription, an item, a payment ...)."""
@@ -64,7 +80,26 @@ class StateRecord:
     #: Unique within the payer, provider-scoped, e.g. ``clerk:csubi_123``.
     record_id: str
     version: str
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    body: Body
+
+
+#: Given the stored body (decoded, ``None`` if absent), the version and body to write, or ``None``
+#: when the update is stale (changes nothing).
+Merge = Callable[[Any], tuple[str, Body] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class MergedRecord:
+    """A record whose new state depends on what is stored (e.g. a credit balance fed by two kinds of
+    event): the stored record is read and decoded, ``merge`` computes the new one, and it is written
+    only if the stored record has not changed meanwhile."""
+
+    payer: Payer
+    kind: RecordKind
+    record_id: str
+    merge: Merge
+    #: Stored fields to the body ``merge`` expects.
+    decode: Callable[[Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +107,7 @@ class Effect:
     """The state changes one event asks for. Empty records means the event changes nothing."""
 
     payer: Payer | None
-    records: tuple[StateRecord, ...] = ()
+    records: tuple[StateRecord | MergedRecord, ...] = ()
 
 
 def version_key(changed_at_ms: int, event_ts_ms: int, event_id: str) -> str:

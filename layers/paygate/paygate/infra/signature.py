@@ -1,4 +1,4 @@
-"""Webhook signature verification (Svix / Standard Webhooks).
+"""Webhook signature verification: the Standard Webhooks scheme (Svix).
 
 Clerk signs with ``svix-*`` headers, Dodo Payments with ``webhook-*`` headers; both are the same
 scheme. We verify with ``standardwebhooks`` - the code ``svix.Webhook.verify`` delegates to - so a
@@ -17,10 +17,8 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookV
 #: The scheme's own tolerance, enforced by ``standardwebhooks``; stated here for the docs and errors.
 TIMESTAMP_TOLERANCE_SECONDS = 5 * 60
 
-_HEADER_STYLES = (
-    ("svix-id", "svix-timestamp", "svix-signature"),
-    ("webhook-id", "webhook-timestamp", "webhook-signature"),
-)
+SVIX_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
+STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 class SignatureError(Exception):
@@ -31,16 +29,30 @@ class SignatureError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class VerifiedDelivery:
-    event_id: str
+@dataclass(frozen=True, slots=True)
+class SignedMessage:
+    """A verified delivery's signed metadata: the scheme's message id (if it has one) and time."""
+
+    message_id: str | None
     timestamp_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class StandardWebhooks:
+    """The Standard Webhooks scheme, read from either header style (``svix-*`` or ``webhook-*``)."""
+
+    header_styles: tuple[tuple[str, str, str], ...] = (SVIX_HEADERS, STANDARD_HEADERS)
+
+    def verifier(self, secrets: Sequence[str]) -> SignatureVerifier:
+        return SignatureVerifier(secrets, self.header_styles)
 
 
 class SignatureVerifier:
     """Verifies a body against every configured secret, so a secret can be rotated without downtime."""
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(
+        self, secrets: Sequence[str], header_styles: tuple[tuple[str, str, str], ...] = (SVIX_HEADERS, STANDARD_HEADERS)
+    ) -> None:
         if not secrets:
             raise ValueError("no webhook signing secret is configured")
         try:
@@ -48,9 +60,10 @@ class SignatureVerifier:
         except (EmptyWebhookSecretError, binascii.Error, ValueError) as exc:
             # The message must not echo the secret.
             raise ValueError("a configured webhook secret is not a valid whsec_ value") from exc
+        self._header_styles = header_styles
 
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> VerifiedDelivery:
-        msg_id, msg_ts, msg_sig = _signing_headers(headers)
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> SignedMessage:
+        msg_id, msg_ts, msg_sig = self._signing_headers(headers)
         try:
             timestamp_s = int(msg_ts)
         except ValueError:
@@ -60,7 +73,7 @@ class SignatureVerifier:
         for webhook in self._webhooks:
             try:
                 webhook.verify(body, scheme_headers, json_parse=False)
-                return VerifiedDelivery(event_id=msg_id, timestamp_s=timestamp_s)
+                return SignedMessage(message_id=msg_id, timestamp_s=timestamp_s)
             except WebhookVerificationError as exc:
                 if "timestamp" in str(exc):
                     # Same for every secret: say so plainly, do not try the others.
@@ -72,14 +85,11 @@ class SignatureVerifier:
                 failure = "the signature header or body is malformed"
         raise SignatureError(failure)
 
-
-def _signing_headers(headers: Mapping[str, str]) -> tuple[str, str, str]:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for id_name, ts_name, sig_name in _HEADER_STYLES:
-        values = (lowered.get(id_name), lowered.get(ts_name), lowered.get(sig_name))
-        if all(values):
-            return values  # type: ignore[return-value]
-    raise SignatureError(
-        "missing signature headers: expected svix-id/svix-timestamp/svix-signature "
-        "or webhook-id/webhook-timestamp/webhook-signature"
-    )
+    def _signing_headers(self, headers: Mapping[str, str]) -> tuple[str, str, str]:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        for id_name, ts_name, sig_name in self._header_styles:
+            values = (lowered.get(id_name), lowered.get(ts_name), lowered.get(sig_name))
+            if all(values):
+                return values  # type: ignore[return-value]
+        expected = " or ".join("/".join(style) for style in self._header_styles)
+        raise SignatureError(f"missing signature headers: expected {expected}")

@@ -18,10 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -30,8 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPubli
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from paygate.settings import TokenSettings
+
+__all__ = ["JwksCache", "KeyUnavailable", "TokenError", "TokenSettings", "TokenVerifier", "parse_jwks"]
+
 ALGORITHM = "RS256"
-DEFAULT_CLOCK_SKEW_SECONDS = 5
 #: Clerk tokens are well under 4 KB; refuse anything absurd before parsing it.
 MAX_TOKEN_BYTES = 16 * 1024
 #: A JWKS is refetched for an unknown ``kid`` at most this often, so forged kids cannot hammer it.
@@ -56,43 +57,6 @@ class TokenError(Exception):
 
 class KeyUnavailable(TokenError):
     """The signing keys could not be obtained (JWKS down, bad configuration): deny, and say so."""
-
-
-@dataclass(frozen=True, slots=True)
-class TokenSettings:
-    issuer: str
-    authorized_parties: tuple[str, ...] = ()
-    clock_skew_s: int = DEFAULT_CLOCK_SKEW_SECONDS
-    #: ``CLERK_JWT_KEY``: the instance's PEM public key, for networkless verification. Wins over the JWKS.
-    pem_key: str | None = None
-    #: ``CLERK_JWKS_URL``: e.g. ``https://<frontend-api>/.well-known/jwks.json``.
-    jwks_url: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> TokenSettings:
-        env = os.environ if env is None else env
-        parties = tuple(p.strip() for p in env.get("CLERK_AUTHORIZED_PARTIES", "").split(",") if p.strip())
-        skew = env.get("CLERK_CLOCK_SKEW_SECONDS", "").strip()
-        return cls(
-            issuer=env.get("CLERK_ISSUER", "").strip(),
-            authorized_parties=parties,
-            clock_skew_s=int(skew) if skew else DEFAULT_CLOCK_SKEW_SECONDS,
-            pem_key=env.get("CLERK_JWT_KEY", "").strip() or None,
-            jwks_url=env.get("CLERK_JWKS_URL", "").strip() or None,
-        )
-
-    def problems(self) -> list[str]:
-        """What makes this configuration unusable (the authorizer then denies everything)."""
-        found = []
-        if not self.issuer:
-            found.append("CLERK_ISSUER is not set")
-        if not self.pem_key and not self.jwks_url:
-            found.append("neither CLERK_JWT_KEY nor CLERK_JWKS_URL is set")
-        if self.jwks_url and not self.jwks_url.startswith(("https://", "http://")):
-            found.append("CLERK_JWKS_URL must be an http(s) URL")
-        if not 0 <= self.clock_skew_s <= 300:
-            found.append("CLERK_CLOCK_SKEW_SECONDS must be between 0 and 300")
-        return found
 
 
 def load_pem_key(pem: str) -> RSAPublicKey:

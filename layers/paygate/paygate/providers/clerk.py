@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from paygate.domain.access import ItemStatus
+from paygate.domain.catalog import Catalog
+from paygate.domain.records import ItemStatus, SubscriptionItem
 from paygate.domain.state import Effect, Payer, PayerKind, RecordKind, StateRecord, version_key
+from paygate.infra.signature import StandardWebhooks
 from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, WireModel, parse
 
 PROVIDER = "clerk"
@@ -196,9 +198,9 @@ _STATUS = {
 }
 
 
-def item_fields(
+def subscription_item(
     item: ClerkSubscriptionItem, subscription_id: str | None, event_ts: int, subscription_past_due_at: int | None = None
-) -> dict[str, Any]:
+) -> SubscriptionItem:
     """The normalized item record: what the gate reads to decide access."""
     status = _STATUS[item.status]
     if status is ItemStatus.ACTIVE and item.is_free_trial:
@@ -209,31 +211,29 @@ def item_fields(
         # Clerk's own time when it sends one; else when the item changed to past due.
         past_due_at = item.past_due_at or subscription_past_due_at or changed_at
     plan = item.plan
-    amount = item.amount.amount if item.amount else (plan.amount if plan else None)
-    currency = item.amount.currency if item.amount else (plan.currency if plan else None)
     next_payment = item.next_payment
-    return {
-        "subscription_id": subscription_id,
-        "item_id": item.id,
-        "plan_id": item.plan_id or (plan.id if plan else None),
-        "plan_slug": plan.slug if plan else None,
-        "plan_name": plan.name if plan else None,
-        "plan_period": item.plan_period or item.interval or (plan.period if plan else None),
-        "status": status.value,
-        "provider_status": item.status,
-        "period_start": item.period_start,
-        "period_end": item.period_end,
-        "is_free_trial": item.is_free_trial,
+    return SubscriptionItem(
+        item_id=item.id,
+        status=status,
+        subscription_id=subscription_id,
+        plan_id=item.plan_id or (plan.id if plan else None),
+        plan_slug=plan.slug if plan else None,
+        plan_name=plan.name if plan else None,
+        plan_period=item.plan_period or item.interval or (plan.period if plan else None),
+        provider_status=item.status,
+        period_start=item.period_start,
+        period_end=item.period_end,
+        is_free_trial=item.is_free_trial,
         # Clerk keeps a canceled item's plan until the end of the period that was paid for.
-        "cancel_at_period_end": status is ItemStatus.CANCELED,
-        "canceled_at": item.canceled_at,
-        "past_due_at": past_due_at,
-        "ended_at": item.ended_at,
-        "amount": amount,
-        "currency": currency,
-        "next_payment_at": next_payment.date if next_payment else None,
-        "changed_at": changed_at,
-    }
+        cancel_at_period_end=status is ItemStatus.CANCELED,
+        canceled_at=item.canceled_at,
+        past_due_at=past_due_at,
+        ended_at=item.ended_at,
+        amount=item.amount.amount if item.amount else (plan.amount if plan else None),
+        currency=item.amount.currency if item.amount else (plan.currency if plan else None),
+        next_payment_at=next_payment.date if next_payment else None,
+        changed_at=changed_at,
+    )
 
 
 def _item_record(
@@ -246,17 +246,17 @@ def _item_record(
 ) -> StateRecord:
     if item.plan is None:
         raise InvalidEvent("data.plan", "a subscription item must carry its plan")
-    fields = item_fields(item, subscription_id, event.timestamp, subscription_past_due_at)
+    body = subscription_item(item, subscription_id, event.timestamp, subscription_past_due_at)
     return StateRecord(
         payer,
         RecordKind.ITEM,
         f"{PROVIDER}:{item.id}",
-        version_key(fields["changed_at"], event.timestamp, delivery.event_id),
-        fields,
+        version_key(body.changed_at or event.timestamp, event.timestamp, delivery.event_id),
+        body,
     )
 
 
-def map_subscription(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_subscription(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(SubscriptionEvent, envelope)
     sub = event.data
     payer = sub.payer.payer()
@@ -288,7 +288,7 @@ def map_subscription(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
     return Effect(payer, (subscription, *items))
 
 
-def map_subscription_item(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_subscription_item(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(SubscriptionItemEvent, envelope)
     item = event.data
     if item.payer is None:
@@ -297,7 +297,7 @@ def map_subscription_item(envelope: Mapping[str, Any], delivery: Delivery) -> Ef
     return Effect(payer, (_item_record(payer, item, item.subscription_id, event, delivery),))
 
 
-def map_payment_attempt(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_payment_attempt(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(PaymentAttemptEvent, envelope)
     attempt = event.data
     payer = attempt.payer.payer()
@@ -336,9 +336,13 @@ def _reason(reason: Any) -> str | None:
     return str(reason)
 
 
+#: Clerk delivers through Svix: Standard Webhooks with ``svix-*`` headers, the ``svix-id`` as event id.
+SCHEME = StandardWebhooks()
+
 SUBSCRIPTIONS = WebhookFamily(
     name="clerk.subscriptions",
     provider=PROVIDER,
+    scheme=SCHEME,
     mappers={
         **dict.fromkeys(SUBSCRIPTION_EVENTS, map_subscription),
         **dict.fromkeys(ITEM_EVENTS, map_subscription_item),
@@ -348,5 +352,6 @@ SUBSCRIPTIONS = WebhookFamily(
 PAYMENT_ATTEMPTS = WebhookFamily(
     name="clerk.payment_attempts",
     provider=PROVIDER,
+    scheme=SCHEME,
     mappers=dict.fromkeys(PAYMENT_ATTEMPT_EVENTS, map_payment_attempt),
 )

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator
 
-from paygate.config import load_catalog
-from paygate.domain.access import DAY_MS, ItemStatus
+from paygate.domain.access import DAY_MS
 from paygate.domain.catalog import Catalog
 from paygate.domain.credits import BalanceFigure, LowBalanceAlert, is_decimal, merge_balance
-from paygate.domain.links import MergedRecord, customer_payer, link_record
-from paygate.domain.state import Effect, Payer, PayerKind, RecordKind, StateRecord, version_key
+from paygate.domain.links import customer_payer, link_record
+from paygate.domain.records import CreditBalance, ItemStatus, SubscriptionItem
+from paygate.domain.state import Effect, MergedRecord, Payer, PayerKind, RecordKind, StateRecord, version_key
+from paygate.infra.signature import StandardWebhooks
 from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, WireModel, parse
 
 PROVIDER = "dodo"
@@ -364,8 +364,8 @@ def plan_period(count: int, interval: str) -> str:
     return unit if count == 1 else f"{count} {unit}s"
 
 
-def item_fields(sub: DodoSubscription, event_ts: int, catalog: Catalog) -> dict[str, Any]:
-    """The normalized item record (same fields as Clerk's): what the gate reads to decide access."""
+def subscription_item(sub: DodoSubscription, event_ts: int, catalog: Catalog) -> SubscriptionItem:
+    """The normalized item record (the same type as Clerk's): what the gate reads to decide access."""
     status = _STATUS[sub.status]
     created = ms(sub.created_at)
     period_start = ms(sub.previous_billing_date)
@@ -391,41 +391,41 @@ def item_fields(sub: DodoSubscription, event_ts: int, catalog: Catalog) -> dict[
     slug = catalog.plan_for_product(sub.product_id)
     plan = catalog.plans.get(slug) if slug else None
     renews = status in (ItemStatus.ACTIVE, ItemStatus.TRIALING) and not sub.cancel_at_next_billing_date
-    return {
-        "subscription_id": sub.subscription_id,
-        "item_id": sub.subscription_id,  # one product per Dodo subscription
-        "plan_id": sub.product_id,
-        # null for a product the catalog does not map: the record is kept, it grants no plan.
-        "plan_slug": slug,
-        "plan_name": plan.name if plan else None,
-        "plan_period": plan_period(sub.payment_frequency_count, sub.payment_frequency_interval),
-        "status": status.value,
-        "provider_status": sub.status,
-        "period_start": period_start,
-        "period_end": period_end,
-        "is_free_trial": in_trial and not sub.trial_amount,
-        "cancel_at_period_end": sub.cancel_at_next_billing_date,
-        "canceled_at": canceled_at,
-        "past_due_at": past_due_at,
-        "ended_at": ended_at,
-        "amount": sub.recurring_pre_tax_amount,  # per renewal, before tax, minor units
-        "currency": sub.currency,
-        "next_payment_at": period_end if renews else None,
-        "changed_at": event_ts,
-        "customer_id": sub.customer.customer_id,
-        "quantity": sub.quantity,
-        "past_due_ends_at": _opt_ms(sub.past_due_ends_at),
-    }
+    return SubscriptionItem(
+        item_id=sub.subscription_id,  # one product per Dodo subscription
+        status=status,
+        subscription_id=sub.subscription_id,
+        plan_id=sub.product_id,
+        # None for a product the catalog does not map: the record is kept, it grants no plan.
+        plan_slug=slug,
+        plan_name=plan.name if plan else None,
+        plan_period=plan_period(sub.payment_frequency_count, sub.payment_frequency_interval),
+        provider_status=sub.status,
+        period_start=period_start,
+        period_end=period_end,
+        is_free_trial=in_trial and not sub.trial_amount,
+        cancel_at_period_end=sub.cancel_at_next_billing_date,
+        canceled_at=canceled_at,
+        past_due_at=past_due_at,
+        ended_at=ended_at,
+        amount=sub.recurring_pre_tax_amount,  # per renewal, before tax, minor units
+        currency=sub.currency,
+        next_payment_at=period_end if renews else None,
+        changed_at=event_ts,
+        customer_id=sub.customer.customer_id,
+        quantity=sub.quantity,
+        past_due_ends_at=_opt_ms(sub.past_due_ends_at),
+    )
 
 
-def subscription_effect(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
+def map_subscription(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(SubscriptionEvent, envelope)
     sub = event.data
     event_ts = ms(event.timestamp)
     version = version_key(event_ts, event_ts, delivery.event_id)
     payer, links = _owner(sub.customer.customer_id, sub.metadata, "data.metadata", version)
-    fields = item_fields(sub, event_ts, catalog)
-    item = StateRecord(payer, RecordKind.ITEM, f"{PROVIDER}:{sub.subscription_id}", version, fields)
+    body = subscription_item(sub, event_ts, catalog)
+    item = StateRecord(payer, RecordKind.ITEM, f"{PROVIDER}:{sub.subscription_id}", version, body)
     subscription = StateRecord(
         payer,
         RecordKind.SUBSCRIPTION,
@@ -435,14 +435,14 @@ def subscription_effect(envelope: Mapping[str, Any], delivery: Delivery, catalog
             "subscription_id": sub.subscription_id,
             "status": sub.status,
             "product_id": sub.product_id,
-            "plan_slug": fields["plan_slug"],
+            "plan_slug": body.plan_slug,
             "customer_id": sub.customer.customer_id,
             "quantity": sub.quantity,
             "created_at": ms(sub.created_at),
-            "previous_billing_date": fields["period_start"],
-            "next_billing_date": fields["period_end"],
+            "previous_billing_date": body.period_start,
+            "next_billing_date": body.period_end,
             "cancel_at_next_billing_date": sub.cancel_at_next_billing_date,
-            "cancelled_at": fields["canceled_at"],
+            "cancelled_at": body.canceled_at,
             "cancellation_feedback": sub.cancellation_feedback,
             # Not `expires_at`: that name is the table's TTL attribute (seconds), reserved for the inbox.
             "term_ends_at": _opt_ms(sub.expires_at),
@@ -456,11 +456,7 @@ def subscription_effect(envelope: Mapping[str, Any], delivery: Delivery, catalog
     return Effect(payer, (subscription, item, *links))
 
 
-def map_subscription(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
-    return subscription_effect(envelope, delivery, load_catalog())
-
-
-def map_payment(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_payment(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(PaymentEvent, envelope)
     pay = event.data
     event_ts = ms(event.timestamp)
@@ -510,7 +506,7 @@ def map_payment(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
     return Effect(payer, (payment, payment_link, *links))
 
 
-def map_refund(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_refund(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(RefundEvent, envelope)
     refund = event.data
     event_ts = ms(event.timestamp)
@@ -548,7 +544,7 @@ def dispute_amount(amount: str | int) -> int:
     return int(text)
 
 
-def map_dispute(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_dispute(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(DisputeEvent, envelope)
     dispute = event.data
     event_ts = ms(event.timestamp)
@@ -577,11 +573,19 @@ def map_dispute(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
     return Effect(payer, (record,))
 
 
-def _balance_record(payer: Payer, entitlement_id: str, merge: Any) -> MergedRecord:
-    return MergedRecord(payer, RecordKind.CREDIT_BALANCE, f"{PROVIDER}:{entitlement_id}", "", {}, merge=merge)
+def _balance_record(payer: Payer, entitlement_id: str, **update: Any) -> MergedRecord:
+    """The entitlement's balance, merged with what is stored (see :func:`merge_balance`)."""
+
+    def merge(current: CreditBalance | None) -> tuple[str, CreditBalance] | None:
+        merged = merge_balance(current, credit_entitlement_id=entitlement_id, **update)
+        return None if merged is None else (merged.version, merged)
+
+    return MergedRecord(
+        payer, RecordKind.CREDIT_BALANCE, f"{PROVIDER}:{entitlement_id}", merge, CreditBalance.from_fields
+    )
 
 
-def map_credit_ledger(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_credit_ledger(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(CreditLedgerEvent, envelope)
     entry = event.data
     event_ts = ms(event.timestamp)
@@ -614,13 +618,11 @@ def map_credit_ledger(envelope: Mapping[str, Any], delivery: Delivery) -> Effect
         },
     )
     figure = BalanceFigure(entry.balance_after, entry.overage_after, created, version, entry.id)
-    merge = partial(
-        merge_balance, credit_entitlement_id=entry.credit_entitlement_id, customer_id=entry.customer_id, figure=figure
-    )
-    return Effect(payer, (line, _balance_record(payer, entry.credit_entitlement_id, merge), *links))
+    balance = _balance_record(payer, entry.credit_entitlement_id, customer_id=entry.customer_id, figure=figure)
+    return Effect(payer, (line, balance, *links))
 
 
-def map_credit_balance_low(envelope: Mapping[str, Any], delivery: Delivery) -> Effect:
+def map_credit_balance_low(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(CreditBalanceLowEvent, envelope)
     low = event.data
     event_ts = ms(event.timestamp)  # the alert has no time of its own
@@ -633,26 +635,31 @@ def map_credit_balance_low(envelope: Mapping[str, Any], delivery: Delivery) -> E
         at_ms=event_ts,
         version=version_key(event_ts, event_ts, delivery.event_id),
     )
-    merge = partial(
-        merge_balance,
-        credit_entitlement_id=low.credit_entitlement_id,
+    payer = customer_payer(low.customer_id)
+    balance = _balance_record(
+        payer,
+        low.credit_entitlement_id,
         customer_id=low.customer_id,
         alert=alert,
         credit_entitlement_name=low.credit_entitlement_name,
     )
-    payer = customer_payer(low.customer_id)
-    return Effect(payer, (_balance_record(payer, low.credit_entitlement_id, merge),))
+    return Effect(payer, (balance,))
 
+
+#: Dodo signs with Standard Webhooks (``webhook-*`` headers); the ``webhook-id`` is the event id.
+SCHEME = StandardWebhooks()
 
 SUBSCRIPTIONS = WebhookFamily(
     name="dodo.subscriptions",
     provider=PROVIDER,
+    scheme=SCHEME,
     mappers=dict.fromkeys(SUBSCRIPTION_EVENTS, map_subscription),
 )
 
 PAYMENTS = WebhookFamily(
     name="dodo.payments",
     provider=PROVIDER,
+    scheme=SCHEME,
     mappers={
         **dict.fromkeys(PAYMENT_EVENTS, map_payment),
         **dict.fromkeys(REFUND_EVENTS, map_refund),
@@ -663,6 +670,7 @@ PAYMENTS = WebhookFamily(
 CREDITS = WebhookFamily(
     name="dodo.credits",
     provider=PROVIDER,
+    scheme=SCHEME,
     mappers={
         **dict.fromkeys(CREDIT_LEDGER_EVENTS, map_credit_ledger),
         **dict.fromkeys(CREDIT_BALANCE_LOW_EVENTS, map_credit_balance_low),

@@ -9,22 +9,24 @@ cancel-at-period-end and the instant access ends; credit balances come last.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from paygate import clock as wall_clock
 from paygate import settings
-from paygate.config import load_catalog
+from paygate.clock import Clock, system_clock
 from paygate.domain.access import AccessPolicy
 from paygate.domain.catalog import Catalog
 from paygate.domain.entitlements import PayerEntitlements, entitlements_of
-from paygate.domain.gate import Caller, caller_from_event
 from paygate.domain.state import Payer, PayerKind
 from paygate.http import error_response, json_response
-from paygate.service.payers import PayerReader, PayerReadError
+from paygate.infra.catalog_file import load_catalog
+from paygate.infra.dynamodb_store import container_store
+from paygate.service.context import Caller, caller_from_event
+from paygate.service.payers import PayerReader
+from paygate.service.ports import StoreUnavailable
+from paygate.settings import AccountSettings
 
 
 class AccountService:
@@ -41,11 +43,11 @@ class AccountService:
         user = Payer(PayerKind.USER, caller.user_id)
         org = Payer(PayerKind.ORGANIZATION, caller.org_id) if caller.org_id else None
         try:
-            records = self.reader.read([p.key for p in (user, org) if p], now_ms)
-        except PayerReadError:
+            states = self.reader.read([p.key for p in (user, org) if p], now_ms)
+        except StoreUnavailable:
             return error_response(503, "store_unavailable", "subscriptions cannot be read right now; retry later")
-        held_user = entitlements_of(user, records.get(user.key, []), self.catalog, self.policy, now_ms)
-        held_org = entitlements_of(org, records.get(org.key, []), self.catalog, self.policy, now_ms) if org else None
+        held_user = entitlements_of(user, states[user.key], self.catalog, self.policy, now_ms)
+        held_org = entitlements_of(org, states[org.key], self.catalog, self.policy, now_ms) if org else None
         return json_response(200, account_view(caller, held_user, held_org, self.catalog, now_ms))
 
 
@@ -92,17 +94,19 @@ def _payer_view(
     }
 
 
-def account_handler(clock: Callable[[], int] | None = None) -> Callable[[dict, Any], dict]:
+def account_handler(clock: Clock = system_clock) -> Callable[[dict, Any], dict]:
     logger = Logger(service="paygate", function_family="account")
-    bound: dict[tuple[str, str], AccountService] = {}
+    bound: dict[AccountSettings, AccountService] = {}
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict, context: Any) -> dict:
-        key = (settings.table_name(), os.environ.get("PAYGATE_CONFIG", ""))
-        if key not in bound:
+        config = settings.account_settings()
+        service = bound.get(config)
+        if service is None:
             # Fresh reads for a billing page: no cache.
-            bound[key] = AccountService(load_catalog(), PayerReader(key[0]), settings.access_policy())
-        response = bound[key].handle(event, (clock or wall_clock.now_ms)())
+            reader = PayerReader(container_store(config.table_name))
+            service = bound[config] = AccountService(load_catalog(config.catalog_path), reader, config.policy)
+        response = service.handle(event, clock())
         logger.info("account answered", extra={"status": response["statusCode"]})
         return response
 

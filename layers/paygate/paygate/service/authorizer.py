@@ -17,34 +17,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from paygate import clock as wall_clock
 from paygate import settings
-from paygate.config import load_catalog
-from paygate.domain.access import AccessPolicy
+from paygate.clock import Clock, system_clock
 from paygate.domain.catalog import Catalog
 from paygate.domain.entitlements import entitlements_of, store_grants
-from paygate.domain.gate import (
-    ClaimError,
-    Gate,
-    Grants,
-    Session,
-    Source,
-    needs_billing,
-    parse_gate,
-    payer_kinds,
-    route_context,
-    session_from_claims,
-)
+from paygate.domain.gate import Grants, needs_billing, payer_kinds
 from paygate.domain.state import Payer, PayerKind
-from paygate.infra.tokens import KeyUnavailable, TokenError, TokenSettings, TokenVerifier
-from paygate.service.payers import DEFAULT_CACHE_MS, PayerReader, PayerReadError
+from paygate.infra.catalog_file import load_catalog
+from paygate.infra.dynamodb_store import container_store
+from paygate.infra.tokens import KeyUnavailable, TokenError, TokenVerifier
+from paygate.providers.clerk_session import ClaimError, Session, session_from_claims
+from paygate.service.context import Source, route_context
+from paygate.service.payers import PayerReader
+from paygate.service.ports import StoreUnavailable
+from paygate.settings import AuthorizerSettings
 
 SESSION_COOKIE = "__session"
 _ITEM_PREFIX = "item#"
@@ -80,36 +72,6 @@ class Decision:
         return {"isAuthorized": False}
 
 
-def parse_flag(name: str, raw: str | None) -> bool:
-    value = (raw or "").strip().lower()
-    if value in ("", "false"):
-        return False
-    if value == "true":
-        return True
-    raise ValueError(f"{name} must be 'true' or 'false'")
-
-
-@dataclass(frozen=True, slots=True)
-class AuthorizerSettings:
-    tokens: TokenSettings
-    store_authoritative: bool = False
-    allow_pending: bool = False
-    store_cache_ms: int = DEFAULT_CACHE_MS
-    policy: AccessPolicy = field(default_factory=AccessPolicy)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthorizerSettings:
-        env = os.environ if env is None else env
-        cache_s = env.get("PAYGATE_STORE_CACHE_SECONDS", "").strip()
-        return cls(
-            tokens=TokenSettings.from_env(env),
-            store_authoritative=parse_flag("STORE_AUTHORITATIVE", env.get("STORE_AUTHORITATIVE")),
-            allow_pending=parse_flag("CLERK_ALLOW_PENDING_SESSIONS", env.get("CLERK_ALLOW_PENDING_SESSIONS")),
-            store_cache_ms=int(float(cache_s) * 1000) if cache_s else DEFAULT_CACHE_MS,
-            policy=settings.access_policy(),
-        )
-
-
 class Authorizer:
     def __init__(
         self,
@@ -122,8 +84,8 @@ class Authorizer:
         self.catalog = catalog
         self.verifier = verifier
         self.reader = reader
-        # Parsed once per container; config.py already validated every gate at load time.
-        self.gates: dict[str, Gate] = {key: parse_gate(raw, catalog.plans) for key, raw in catalog.routes.items()}
+        # The catalog holds parsed gates; whether each needs the store is decided once per container.
+        self.gates = catalog.routes
         self._billing: dict[str, bool] = {key: needs_billing(gate) for key, gate in self.gates.items()}
 
     def decide(self, event: Mapping[str, Any], now_ms: int) -> Decision:
@@ -158,7 +120,7 @@ class Authorizer:
             return Decision(False, Reason.NOT_GRANTED, "the gate does not hold and no stored payer applies")
         try:
             stored = self._store_grants(session, kinds, now_ms)
-        except PayerReadError as exc:
+        except StoreUnavailable as exc:
             return Decision(False, Reason.STORE_UNAVAILABLE, f"the store could not be read ({exc})")
         if gate.allows(stored):
             return self._allow(session, stored, Source.STORE)
@@ -168,16 +130,17 @@ class Authorizer:
         payers = {
             kind: Payer(kind, session.user_id if kind is PayerKind.USER else session.org_id or "") for kind in kinds
         }
-        records = self.reader.read([p.key for p in payers.values()], now_ms, sk_prefix=_ITEM_PREFIX)
+        states = self.reader.read([p.key for p in payers.values()], now_ms, sk_prefix=_ITEM_PREFIX)
         held = {
-            kind: entitlements_of(payer, records.get(payer.key, []), self.catalog, self.config.policy, now_ms)
+            kind: entitlements_of(payer, states[payer.key], self.catalog, self.config.policy, now_ms)
             for kind, payer in payers.items()
         }
         return store_grants(session.grants, held.get(PayerKind.USER), held.get(PayerKind.ORGANIZATION))
 
     @staticmethod
     def _allow(session: Session, grants: Grants, source: Source) -> Decision:
-        return Decision(True, Reason.GRANTED, source=source, context=route_context(session, grants, source))
+        context = route_context(session.user_id, session.session_id, session.org_slug, grants, source)
+        return Decision(True, Reason.GRANTED, source=source, context=context)
 
 
 def session_token(event: Mapping[str, Any]) -> str | None:
@@ -207,38 +170,26 @@ def session_token(event: Mapping[str, Any]) -> str | None:
 
 # -- one per container -------------------------------------------------------------------------
 
-_bound: dict[tuple[str, ...], Authorizer] = {}
-
-_ENV_KEYS = (
-    "TABLE_NAME",
-    "PAYGATE_CONFIG",
-    "CLERK_JWT_KEY",
-    "CLERK_JWKS_URL",
-    "CLERK_ISSUER",
-    "CLERK_AUTHORIZED_PARTIES",
-    "CLERK_CLOCK_SKEW_SECONDS",
-    "CLERK_ALLOW_PENDING_SESSIONS",
-    "STORE_AUTHORITATIVE",
-    "PAYGATE_STORE_CACHE_SECONDS",
-    "GRACE_PERIOD_DAYS",
-)
+_bound: dict[AuthorizerSettings, Authorizer] = {}
 
 
-def container_authorizer(reader_factory: Callable[[str, int], PayerReader] | None = None) -> Authorizer:
+def container_authorizer(reader_factory: Callable[[AuthorizerSettings], PayerReader] | None = None) -> Authorizer:
     """The container's authorizer: catalog, keys (JWKS cache) and store cache live as long as it does.
 
-    Keyed by the configuration it was built from, so a process serving several configurations
-    (the tests, the local server) never mixes them. Raises when the configuration is unusable.
+    Keyed by the settings it was built from, so a process serving several configurations (the
+    tests, the local server) never mixes them. Raises when the configuration is unusable.
     """
-    env_key = tuple(os.environ.get(k, "") for k in _ENV_KEYS)
-    bound = _bound.get(env_key)
+    config = settings.authorizer_settings()
+    bound = _bound.get(config)
     if bound is None:
-        config = AuthorizerSettings.from_env()
-        table = os.environ.get("TABLE_NAME", "")
-        reader = (reader_factory or (lambda t, ms: PayerReader(t, cache_ms=ms)))(table, config.store_cache_ms)
-        bound = Authorizer(config, load_catalog(), TokenVerifier(config.tokens), reader)
-        _bound[env_key] = bound
+        reader = (reader_factory or _default_reader)(config)
+        bound = Authorizer(config, load_catalog(config.catalog_path), TokenVerifier(config.tokens), reader)
+        _bound[config] = bound
     return bound
+
+
+def _default_reader(config: AuthorizerSettings) -> PayerReader:
+    return PayerReader(container_store(config.table_name), cache_ms=config.store_cache_ms)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -270,12 +221,11 @@ def _decision_logger() -> logging.Logger:
         logger.addHandler(handler)
         # Lambda's root handler would print the line a second time, as plain text.
         logger.propagate = False
-        level = os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "INFO"
-        logger.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
+        logger.setLevel(settings.log_level())
     return logger
 
 
-def authorizer_handler(clock: Callable[[], int] | None = None) -> Callable[[dict, Any], dict]:
+def authorizer_handler(clock: Clock = system_clock) -> Callable[[dict, Any], dict]:
     """The Lambda handler: a simple response, and one log line per decision (never the token)."""
     logger = _decision_logger()
 
@@ -286,7 +236,7 @@ def authorizer_handler(clock: Callable[[], int] | None = None) -> Callable[[dict
             decision = Decision(False, Reason.MISCONFIGURED, f"{type(exc).__name__}: {exc}")
         else:
             try:
-                decision = authorizer.decide(event, (clock or wall_clock.now_ms)())
+                decision = authorizer.decide(event, clock())
             except Exception as exc:  # noqa: BLE001 - fail closed; only the type, a message could echo input
                 decision = Decision(False, Reason.ERROR, type(exc).__name__)
         fields = {

@@ -1,4 +1,4 @@
-"""Builds the Lambda handler of a webhook function: logging, metrics and the shared pipeline."""
+"""Builds the Lambda handler of a webhook function: settings, logging, metrics and the shared pipeline."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from paygate import settings
-from paygate.infra.store import Store
+from paygate.infra.catalog_file import load_catalog
+from paygate.infra.dynamodb_store import container_store, load_client_library
 from paygate.providers.base import WebhookFamily
+from paygate.service.apply import ApplyService
 from paygate.service.webhooks import WebhookService
+from paygate.settings import WebhookSettings
 
 
 def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
-    """The ``handler`` of one webhook function. The store and secrets are bound on first use."""
+    """The ``handler`` of one webhook function. The store and secrets are bound on first use; the
+    catalog is read now, so a bad catalog fails the cold start naming the entry."""
     logger = Logger(service="paygate")
-    bound: dict[str, WebhookService] = {}
+    load_catalog(settings.webhook_settings().catalog_path)
+    load_client_library()
+    bound: dict[WebhookSettings, WebhookService] = {}
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict, context: Any) -> dict:
@@ -53,11 +59,15 @@ def _publish_metric(family: WebhookFamily, outcome: str) -> None:
     metrics.flush_metrics()
 
 
-def _service(family: WebhookFamily, bound: dict[str, WebhookService]) -> WebhookService:
-    """One service (and DynamoDB client) per container, built on first use; keyed by table name
+def _service(family: WebhookFamily, bound: dict[WebhookSettings, WebhookService]) -> WebhookService:
+    """One service (and DynamoDB client) per container and configuration: keyed by the settings,
     so a process that serves several tables (the tests) never writes to the wrong one."""
-    table = settings.table_name()
-    if table not in bound:
-        store = Store(table, retention_days=settings.event_retention_days())
-        bound[table] = WebhookService(family, store, settings.webhook_secrets)
-    return bound[table]
+    config = settings.webhook_settings()
+    service = bound.get(config)
+    if service is None:
+        applier = ApplyService(container_store(config.table_name), retention_days=config.retention_days)
+        service = WebhookService(
+            family, applier, load_catalog(config.catalog_path), lambda: settings.webhook_secrets(config)
+        )
+        bound[config] = service
+    return service

@@ -1,4 +1,4 @@
-"""Clerk Billing webhooks through the real handlers, on DynamoDB Local."""
+"""Clerk Billing webhooks through the pipeline and the apply rules, on the in-memory store."""
 
 import json
 import random
@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from paygate.service.apply import ApplyService
 from paygate.settings import MAX_WEBHOOK_BODY_BYTES
+from paygate_dev.memory_store import InMemoryStateStore
 from paygate_dev.signing import new_secret
 from tests.conftest import body_of, sample, sample_json, sample_names
 
@@ -22,7 +24,7 @@ def function_for(name: str) -> str:
 
 def state(store, payer=USER):
     """A payer's records without the bookkeeping that differs between deliveries."""
-    return {r["sk"]: {k: v for k, v in r.items() if k not in ("event_id",)} for r in store.payer_records(payer)}
+    return {r["sk"]: {k: v for k, v in r.items() if k not in ("event_id",)} for r in store.payer_items(payer)}
 
 
 @pytest.mark.parametrize("name", sample_names("clerk"))
@@ -142,27 +144,13 @@ def test_a_quarantined_event_is_applied_when_redelivered_after_a_fix(sender, sto
         (lambda a: a.update(headers={"svix-id": ""}), "missing signature headers"),
     ],
 )
-def test_unverified_requests_are_refused_and_leave_no_trace(sender, store, dynamodb_local, table, tamper, reason):
+def test_unverified_requests_are_refused_and_leave_no_trace(sender, memory, tamper, reason):
     kwargs = {}
     tamper(kwargs)
     answer = sender.post(SUBS, sample("clerk/subscription.created.json"), **kwargs)
     assert answer.status == 401
     assert answer.body["error"] == "invalid_signature" and reason in answer.body["message"]
-    assert dynamodb_local.client().scan(TableName=table)["Count"] == 0
-
-
-def test_a_tampered_body_is_refused(sender, dynamodb_local, table, monkeypatch):
-    from paygate_dev.apigw import http_event
-    from paygate_dev.invoke import invoke
-    from paygate_dev.signing import signed_headers
-
-    body = sample("clerk/subscription.created.json").decode()
-    headers = signed_headers(sender.secret, body)
-    monkeypatch.setenv("WEBHOOK_SECRET", sender.secret)
-    tampered = body.replace('"free_user"', '"pro"')
-    response = invoke(SUBS, http_event("POST", "/webhooks/clerk/subscriptions", body=tampered, headers=headers))
-    assert response["statusCode"] == 401
-    assert dynamodb_local.client().scan(TableName=table)["Count"] == 0
+    assert memory.items() == [] and memory.requests == []
 
 
 def test_a_rotated_secret_still_verifies(sender):
@@ -172,28 +160,24 @@ def test_a_rotated_secret_still_verifies(sender):
         assert answer.status == 200
 
 
-def test_an_oversize_body_is_refused_before_anything_else(sender, dynamodb_local, table):
+def test_an_oversize_body_is_refused_before_anything_else(sender, memory):
     envelope = sample_json("clerk/subscription.created.json")
     envelope["padding"] = "x" * MAX_WEBHOOK_BODY_BYTES
     answer = sender.post(SUBS, body_of(envelope))
     assert answer.status == 413 and answer.body["error"] == "body_too_large"
-    assert dynamodb_local.client().scan(TableName=table)["Count"] == 0
+    assert memory.items() == [] and memory.requests == []
 
 
-def test_a_store_outage_answers_503_so_the_provider_retries(sender, monkeypatch):
-    monkeypatch.setenv("TABLE_NAME", "paygate-table-that-does-not-exist")
+def test_a_store_outage_answers_503_so_the_provider_retries(sender, memory):
+    memory.fail_next("write")
     answer = sender.post(SUBS, sample("clerk/subscription.created.json"))
     assert answer.status == 503 and answer.body["error"] == "store_unavailable"
+    assert memory.items() == []
 
 
-def test_a_missing_secret_is_our_fault_and_says_so(sender, monkeypatch):
-    from paygate_dev.apigw import http_event
-    from paygate_dev.invoke import invoke
-
-    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
-    response = invoke(SUBS, http_event("POST", "/x", body="{}", headers={}))
-    assert response["statusCode"] == 500
-    assert json.loads(response["body"])["error"] == "misconfigured"
+def test_no_secret_configured_is_our_fault_and_says_so(sender):
+    answer = sender.post(SUBS, sample("clerk/subscription.created.json"), configured="")
+    assert answer.status == 500 and answer.body["error"] == "misconfigured"
 
 
 def story() -> list[tuple[str, bytes]]:
@@ -203,7 +187,7 @@ def story() -> list[tuple[str, bytes]]:
     return [(f"msg_{i:02d}", sample(n)) for i, (_, n) in enumerate(events)]
 
 
-def test_shuffled_delivery_with_duplicates_ends_in_the_in_order_state(sender, store, dynamodb_local, monkeypatch):
+def test_shuffled_delivery_with_duplicates_ends_in_the_in_order_state(sender, store):
     in_order = story()
     for msg_id, body in in_order:
         sender.post(SUBS, body, msg_id=msg_id)
@@ -211,15 +195,11 @@ def test_shuffled_delivery_with_duplicates_ends_in_the_in_order_state(sender, st
     assert expected[PRO_ITEM_SK]["status"] in {"active", "canceled", "past_due", "trialing"}
 
     rng = random.Random(20261123)
-    for attempt in range(3):
-        name = f"paygate-shuffle-{attempt}"
-        dynamodb_local.create_table(name)
-        monkeypatch.setenv("TABLE_NAME", name)
+    for _ in range(3):
+        shuffled = ApplyService(InMemoryStateStore())
+        sender.use(shuffled)
         deliveries = [d for d in in_order for _ in range(rng.randint(1, 3))]
         rng.shuffle(deliveries)
         outcomes = [sender.post(SUBS, body, msg_id=msg_id).body["outcome"] for msg_id, body in deliveries]
-        from paygate.infra.store import Store
-
-        assert state(Store(name)) == expected
+        assert state(shuffled) == expected
         assert outcomes.count("duplicate") == len(deliveries) - len(in_order)
-        dynamodb_local.client().delete_table(TableName=name)

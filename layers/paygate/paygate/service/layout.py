@@ -1,0 +1,133 @@
+"""The table's layout: how events and records are keyed and stored, and read back as types.
+
+One table, two kinds of item:
+
+* ``pk = EVENT#<family>#<event_id>, sk = EVENT``: the inbox, every verified delivery with its raw
+  body, type and outcome.
+* ``pk = PAYER#<payer key>, sk = <record kind>#<record id>``: a payer's state, so reading everything
+  a payer has is one Query.
+
+This is the storage edge: typed records become stored fields here (``to_fields``) and stored items
+become the types the domain reads (:func:`payer_state`), and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from paygate.domain.records import CreditBalance, NextPayment, PayerState, SubscriptionItem, UnreadableRecord
+from paygate.domain.state import MergedRecord, Outcome, Payer, RecordKind, StateRecord, body_fields
+from paygate.service.ports import EXPIRES_AT, VERSION, Item, Key
+
+PAYER_PREFIX = "PAYER#"
+EVENT_PREFIX = "EVENT#"
+INBOX_SK = "EVENT"
+
+
+def payer_pk(payer_key: str) -> str:
+    return f"{PAYER_PREFIX}{payer_key}"
+
+
+def record_sk(kind: RecordKind, record_id: str) -> str:
+    return f"{kind.value}#{record_id}"
+
+
+def record_key(record: StateRecord | MergedRecord) -> Key:
+    return Key(payer_pk(record.payer.key), record_sk(record.kind, record.record_id))
+
+
+def event_pk(family: str, event_id: str) -> str:
+    return f"{EVENT_PREFIX}{family}#{event_id}"
+
+
+def inbox_key(family: str, event_id: str) -> Key:
+    return Key(event_pk(family, event_id), INBOX_SK)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """A verified delivery, kept whatever becomes of it."""
+
+    family: str
+    provider: str
+    event_id: str
+    body: str
+    received_at: int
+    event_type: str | None = None
+    error: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return inbox_key(self.family, self.event_id)
+
+
+def inbox_item(
+    entry: InboxEntry, outcome: Outcome, payer: Payer | None, applied: Sequence[str], retention_s: int
+) -> Item:
+    item: Item = {
+        "pk": entry.key.pk,
+        "sk": entry.key.sk,
+        "family": entry.family,
+        "provider": entry.provider,
+        "event_id": entry.event_id,
+        "event_type": entry.event_type,
+        "outcome": outcome.value,
+        "received_at": entry.received_at,
+        "body": entry.body,
+        "payer": payer.key if payer else None,
+        "applied": list(applied),
+    }
+    if entry.error:
+        item["error"] = entry.error
+    if outcome is not Outcome.QUARANTINED:
+        # Quarantined events stay until replayed; the rest expire after the retention period.
+        item[EXPIRES_AT] = entry.received_at // 1000 + retention_s
+    return item
+
+
+def record_fields(record: StateRecord, entry: InboxEntry) -> dict[str, Any]:
+    """A record as stored: its body's fields, then what every record carries."""
+    return {
+        **body_fields(record.body),
+        "kind": record.kind.value,
+        "record_id": record.record_id,
+        "payer": record.payer.key,
+        VERSION: record.version,
+        "event_id": entry.event_id,
+        "provider": entry.provider,
+    }
+
+
+def expired(item: Mapping[str, Any], now_ms: int) -> bool:
+    """DynamoDB deletes items past their TTL lazily (DynamoDB Local never): past it, an item is absent."""
+    expires_at = item.get(EXPIRES_AT)
+    return isinstance(expires_at, int) and expires_at * 1000 <= now_ms
+
+
+def payer_state(items: Iterable[Mapping[str, Any]], now_ms: int) -> PayerState:
+    """The typed state the domain reads, from a payer's stored items. Items past their TTL are absent;
+    an unreadable item (an unknown status, a broken record) grants nothing and is skipped."""
+    subscription_items: list[SubscriptionItem] = []
+    next_payments: dict[str, NextPayment] = {}
+    credits: list[CreditBalance] = []
+    for item in items:
+        if expired(item, now_ms):
+            continue
+        kind = item.get("kind")
+        try:
+            if kind == RecordKind.ITEM.value:
+                subscription_items.append(SubscriptionItem.from_fields(item))
+            elif kind == RecordKind.CREDIT_BALANCE.value:
+                credits.append(CreditBalance.from_fields(item))
+            elif kind == RecordKind.SUBSCRIPTION.value:
+                at = item.get("next_payment_at")
+                if isinstance(item.get("subscription_id"), str) and isinstance(at, int):
+                    amount = item.get("next_payment_amount")
+                    next_payments[item["subscription_id"]] = NextPayment(
+                        at, amount if isinstance(amount, int) else None, item.get("next_payment_currency")
+                    )
+        except (UnreadableRecord, TypeError):
+            continue
+    return PayerState(tuple(subscription_items), next_payments, tuple(credits))

@@ -1,0 +1,245 @@
+"""The apply rules, on the in-memory store: exactly once, stale never rolls back, links, merges.
+
+These are the rules :mod:`paygate.service.apply` states once for every event, replay and repair.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from paygate.domain.links import customer_payer, link_record
+from paygate.domain.records import CreditBalance
+from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind, RecordKind, StateRecord, version_key
+from paygate.service.apply import ApplyService
+from paygate.service.layout import InboxEntry, payer_pk, record_sk
+from paygate.service.ports import Key, StoreUnavailable, WriteRejected
+from paygate_dev.memory_store import InMemoryStateStore
+
+PAYER = Payer(PayerKind.USER, "user_1")
+CUSTOMER = customer_payer("cus_1")
+NOW = 1_795_000_000_000
+
+
+def entry(event_id: str, received_at: int = NOW) -> InboxEntry:
+    return InboxEntry("test.family", "test", event_id, '{"type":"x"}', received_at, event_type="x")
+
+
+def item(version: int, status: str = "active", payer: Payer = PAYER, record_id: str = "test:item_1", **extra):
+    return StateRecord(
+        payer,
+        RecordKind.ITEM,
+        record_id,
+        version_key(version, version, f"msg_{version}"),
+        {"status": status, "plan_slug": "pro", **extra},
+    )
+
+
+@pytest.fixture
+def memory() -> InMemoryStateStore:
+    return InMemoryStateStore()
+
+
+@pytest.fixture
+def service(memory) -> ApplyService:
+    return ApplyService(memory, sleep=lambda _: None)
+
+
+def stored(service: ApplyService, payer: Payer = PAYER) -> dict[str, dict]:
+    return {r["sk"]: r for r in service.payer_items(payer.key)}
+
+
+# -- exactly once ----------------------------------------------------------------------------------
+
+
+def test_an_event_and_its_effect_are_written_together(service, memory):
+    assert service.apply(entry("msg_1"), Effect(PAYER, (item(1),))) is Outcome.APPLIED
+    assert memory.requests == ["write"]  # one atomic write: inbox and record
+    kept = service.event("test.family", "msg_1")
+    assert kept["outcome"] == "applied" and kept["applied"] == ["item#test:item_1"] and kept["payer"] == PAYER.key
+
+
+def test_an_event_is_applied_once_whatever_its_outcome_was(service):
+    assert service.apply(entry("msg_1"), Effect(PAYER, (item(5),))) is Outcome.APPLIED
+    assert service.apply(entry("msg_1"), Effect(PAYER, (item(6, "ended"),))) is Outcome.DUPLICATE
+    assert service.keep(entry("msg_1"), Outcome.IGNORED) is Outcome.DUPLICATE
+    assert stored(service)["item#test:item_1"]["status"] == "active"
+
+
+def test_a_failed_write_leaves_nothing_half_written(service, memory):
+    too_big = item(2, blob="x" * 450_000, record_id="test:item_2")
+    with pytest.raises(StoreUnavailable):
+        service.apply(entry("msg_1"), Effect(PAYER, (item(1), too_big)))
+    assert memory.items() == []
+    # The provider retries after the fault: the event was never recorded, so it is not a duplicate.
+    assert service.apply(entry("msg_1"), Effect(PAYER, (item(1),))) is Outcome.APPLIED
+
+
+def test_an_outage_is_raised_for_a_5xx_and_records_nothing(service, memory):
+    memory.fail_next("write")
+    with pytest.raises(StoreUnavailable):
+        service.apply(entry("msg_1"), Effect(PAYER, (item(1),)))
+    assert memory.items() == []
+
+
+def test_an_event_past_its_retention_is_no_longer_a_duplicate(memory):
+    service = ApplyService(memory, retention_days=1)
+    long_ago = NOW - 2 * 86_400_000
+    assert service.keep(entry("msg_old", received_at=long_ago), Outcome.IGNORED) is Outcome.IGNORED
+    # DynamoDB deletes expired items lazily (DynamoDB Local never): the inbox must treat it as gone.
+    assert service.keep(entry("msg_old", received_at=NOW), Outcome.IGNORED) is Outcome.IGNORED
+    assert service.event("test.family", "msg_old")["received_at"] == NOW
+
+
+def test_a_quarantined_event_can_be_recorded_again_and_never_expires(service):
+    assert service.keep(entry("msg_q"), Outcome.QUARANTINED) is Outcome.QUARANTINED
+    assert "expires_at" not in service.event("test.family", "msg_q")
+    assert service.apply(entry("msg_q"), Effect(PAYER, (item(1),))) is Outcome.APPLIED
+    assert "expires_at" in service.event("test.family", "msg_q")
+
+
+# -- stale never rolls back ---------------------------------------------------------------------------
+
+
+def test_only_a_newer_version_replaces_a_record(service):
+    assert service.apply(entry("msg_2"), Effect(PAYER, (item(2, "canceled"),))) is Outcome.APPLIED
+    assert service.apply(entry("msg_1"), Effect(PAYER, (item(1, "active"),))) is Outcome.STALE
+    assert service.apply(entry("msg_3"), Effect(PAYER, (item(3, "ended"),))) is Outcome.APPLIED
+    (record,) = stored(service).values()
+    assert record["status"] == "ended" and record["event_id"] == "msg_3"
+    assert service.event("test.family", "msg_1")["outcome"] == "stale"
+
+
+def test_a_partly_stale_event_applies_only_its_newer_part(service):
+    service.apply(entry("msg_5"), Effect(PAYER, (item(5, "canceled"),)))
+    other = item(1, "active", record_id="test:item_2")
+    assert service.apply(entry("msg_1"), Effect(PAYER, (item(1, "active"), other))) is Outcome.APPLIED
+    assert stored(service)["item#test:item_1"]["status"] == "canceled"
+    assert stored(service)["item#test:item_2"]["status"] == "active"
+    assert service.event("test.family", "msg_1")["applied"] == ["item#test:item_2"]
+
+
+def test_a_field_the_event_does_not_carry_is_kept(service):
+    service.apply(entry("msg_1"), Effect(PAYER, (item(1, subscription_id="sub_1"),)))
+    without = StateRecord(PAYER, RecordKind.ITEM, "test:item_1", version_key(2, 2, "msg_2"), {"status": "ended"})
+    service.apply(entry("msg_2"), Effect(PAYER, (without,)))
+    record = stored(service)["item#test:item_1"]
+    assert (record["status"], record["subscription_id"]) == ("ended", "sub_1")
+
+
+def test_an_event_that_changes_nothing_is_stale_not_applied(service):
+    assert service.apply(entry("msg_1"), Effect(PAYER, ())) is Outcome.STALE
+
+
+# -- links -----------------------------------------------------------------------------------------------
+
+
+def link(version: int) -> StateRecord:
+    return link_record("test", "cus_1", PAYER, version_key(version, version, f"msg_{version}"))
+
+
+def test_state_of_an_unlinked_customer_is_kept_under_it_then_moves_with_the_link(service):
+    kept = item(1, payer=CUSTOMER)
+    assert service.apply(entry("msg_1"), Effect(CUSTOMER, (kept,))) is Outcome.APPLIED
+    assert "item#test:item_1" in stored(service, CUSTOMER)
+    assert service.apply(entry("msg_2"), Effect(PAYER, (link(2),))) is Outcome.APPLIED
+    assert "item#test:item_1" in stored(service) and "item#test:item_1" not in stored(service, CUSTOMER)
+    # A later event that names only the customer follows the link.
+    assert service.apply(entry("msg_3"), Effect(CUSTOMER, (item(3, "ended", payer=CUSTOMER),))) is Outcome.APPLIED
+    assert stored(service)["item#test:item_1"]["status"] == "ended"
+    assert service.event("test.family", "msg_3")["payer"] == PAYER.key
+
+
+def test_a_move_never_rolls_the_payers_newer_record_back(service):
+    service.apply(entry("msg_1"), Effect(CUSTOMER, (item(1, payer=CUSTOMER),)))
+    service.apply(entry("msg_5"), Effect(PAYER, (item(5, "canceled"),)))
+    service.apply(entry("msg_6"), Effect(PAYER, (link(6),)))
+    assert stored(service)["item#test:item_1"]["status"] == "canceled"
+    assert "item#test:item_1" not in stored(service, CUSTOMER)  # the obsolete copy is gone
+
+
+def test_a_redelivered_link_completes_a_move_a_crash_interrupted(service, memory):
+    service.apply(entry("msg_1"), Effect(CUSTOMER, (item(1, payer=CUSTOMER),)))
+    real_query = memory.query
+
+    def crash(*args, **kwargs):
+        raise StoreUnavailable("crashed before the move")
+
+    memory.query = crash  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        service.apply(entry("msg_2"), Effect(PAYER, (link(2),)))
+    memory.query = real_query  # type: ignore[method-assign]
+    assert service.apply(entry("msg_2"), Effect(PAYER, (link(2),))) is Outcome.DUPLICATE
+    assert "item#test:item_1" in stored(service) and "item#test:item_1" not in stored(service, CUSTOMER)
+
+
+def test_a_link_written_between_resolving_and_writing_is_followed(service, memory):
+    # The write checks the customer is still unlinked; if a link appeared meanwhile, it resolves again.
+    real_write = memory.write
+    raced = []
+
+    def write_after_a_link_appears(writes):
+        if not raced and any(w.key.pk == "PAYER#customer:cus_1" for w in writes):
+            raced.append(True)
+            service.apply(entry("msg_link"), Effect(PAYER, (link(2),)))
+        return real_write(writes)
+
+    memory.write = write_after_a_link_appears  # type: ignore[method-assign]
+    assert service.apply(entry("msg_3"), Effect(CUSTOMER, (item(3, payer=CUSTOMER),))) is Outcome.APPLIED
+    assert "item#test:item_1" in stored(service)
+    assert stored(service, CUSTOMER).keys() <= {"customer_link#test:cus_1"}
+
+
+# -- merged records ------------------------------------------------------------------------------------
+
+
+def balance(at: int, value: str) -> MergedRecord:
+    def merge(current: CreditBalance | None):
+        version = version_key(at, at, f"msg_{at}")
+        if current is not None and current.balance_version and current.balance_version >= version:
+            return None
+        merged = CreditBalance("cde_1", balance=value, balance_version=version, balance_at=at)
+        return version, merged
+
+    return MergedRecord(PAYER, RecordKind.CREDIT_BALANCE, "test:cde_1", merge, CreditBalance.from_fields)
+
+
+def test_a_merged_record_is_read_merged_and_written(service):
+    assert service.apply(entry("msg_2"), Effect(PAYER, (balance(2, "10"),))) is Outcome.APPLIED
+    assert service.apply(entry("msg_1"), Effect(PAYER, (balance(1, "99"),))) is Outcome.STALE
+    assert stored(service)["credit_balance#test:cde_1"]["balance"] == "10"
+
+
+def test_a_merged_record_changed_since_it_was_read_is_merged_again(service, memory):
+    service.apply(entry("msg_1"), Effect(PAYER, (balance(1, "1"),)))
+    real_write = memory.write
+    interleaved = []
+
+    def another_writer_first(writes):
+        if not interleaved:
+            interleaved.append(True)
+            service.apply(entry("msg_3"), Effect(PAYER, (balance(3, "3"),)))
+        return real_write(writes)
+
+    memory.write = another_writer_first  # type: ignore[method-assign]
+    # msg_2 read version 1, but msg_3 wrote in between: the guarded write fails, msg_2 re-reads and is stale.
+    assert service.apply(entry("msg_2"), Effect(PAYER, (balance(2, "2"),))) is Outcome.STALE
+    assert stored(service)["credit_balance#test:cde_1"]["balance"] == "3"
+
+
+def test_contention_is_retried_then_answered_as_unavailable(memory):
+    slept: list[float] = []
+    service = ApplyService(memory, sleep=slept.append)
+
+    def contended(writes):
+        raise WriteRejected(writes, [], contended=True)
+
+    memory.write = contended  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable, match="concurrent writers"):
+        service.apply(entry("msg_1"), Effect(PAYER, (item(1),)))
+    assert len(slept) == 6 and slept == sorted(slept)
+
+
+def test_keys_follow_the_documented_layout():
+    assert payer_pk(PAYER.key) == "PAYER#user:user_1"
+    assert record_sk(RecordKind.ITEM, "clerk:csubi_1") == "item#clerk:csubi_1"
+    assert Key(payer_pk("org:o"), "x") == Key("PAYER#org:o", "x")
