@@ -142,3 +142,52 @@ def decode(family: Any, body: bytes | str, delivery: Any) -> tuple[str, Any]:
 
 
 __all__ = ["Answer", "Path", "Sender", "WebhookSender", "body_of", "decode", "sample", "sample_json", "sample_names"]
+
+
+def optional_field_variants(model: Any, document: Any, path: tuple[Any, ...] = ()) -> list[tuple[str, str, Any]]:
+    """For each field ``model`` types as optional or nullable that ``document`` carries: ``(where,
+    "null" | "absent", the document changed so)``. Optional fields get both variants, required but
+    nullable ones only null. Nested models and lists of models are walked too."""
+    import copy
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    def models_in(annotation: Any) -> list[type[BaseModel]]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        if typing.get_origin(annotation) in (list, types.UnionType, typing.Union):
+            return [m for arg in typing.get_args(annotation) for m in models_in(arg)]
+        return []
+
+    def changed(mutate: Any) -> Any:
+        doc = copy.deepcopy(document)
+        parent = doc
+        for step in path:
+            parent = parent[step]
+        mutate(parent)
+        return doc
+
+    here = document
+    for step in path:
+        here = here[step]
+    variants: list[tuple[str, str, Any]] = []
+    for name, info in model.model_fields.items():
+        if not isinstance(here, dict) or name not in here:
+            continue
+        where = ".".join(str(p) for p in (*path, name))
+        nullable = type(None) in typing.get_args(info.annotation)
+        if nullable and here[name] is not None:
+            variants.append((where, "null", changed(lambda d, n=name: d.__setitem__(n, None))))
+        if not info.is_required():
+            variants.append((where, "absent", changed(lambda d, n=name: d.pop(n))))
+        for inner in models_in(info.annotation):
+            value = here[name]
+            if isinstance(value, dict):
+                variants += optional_field_variants(inner, document, (*path, name))
+            elif isinstance(value, list):
+                for i, element in enumerate(value):
+                    if isinstance(element, dict):
+                        variants += optional_field_variants(inner, document, (*path, name, i))
+    return variants

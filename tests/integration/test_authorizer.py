@@ -360,7 +360,7 @@ def test_grace_period_edge_after_a_failed_payment(gateway, sender, store, offset
 @pytest.mark.parametrize(
     "name",
     [
-        "clerk/subscriptionItem.expired.json",
+        "clerk/subscriptionItem.ended.json",
         "clerk/subscriptionItem.incomplete.json",
         "clerk/subscriptionItem.upcoming.json",
     ],

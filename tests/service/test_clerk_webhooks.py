@@ -107,7 +107,12 @@ def test_the_same_message_sent_to_both_endpoints_is_handled_by_each(sender, stor
     ("body", "field"),
     [
         (b"{not json", "body"),
-        (json.dumps({"type": "subscriptionItem.active", "timestamp": 1, "data": {"id": "x"}}).encode(), "data.status"),
+        (
+            json.dumps(
+                {"type": "subscriptionItem.active", "object": "event", "timestamp": 1, "data": {"id": "x"}}
+            ).encode(),
+            "data.status",
+        ),
     ],
 )
 def test_a_verified_but_invalid_body_is_quarantined_and_named(sender, store, body, field):
@@ -203,3 +208,78 @@ def test_shuffled_delivery_with_duplicates_ends_in_the_in_order_state(sender, st
         outcomes = [sender.post(SUBS, body, msg_id=msg_id).body["outcome"] for msg_id, body in deliveries]
         assert state(shuffled) == expected
         assert outcomes.count("duplicate") == len(deliveries) - len(in_order)
+
+
+# -- faithful to Clerk's own types (docs/reference/clerk-billing.md) ------------------------------
+
+
+def item_event(name: str, **changes) -> dict:
+    envelope = sample_json(f"clerk/{name}.json")
+    envelope["data"].update(changes)
+    return envelope
+
+
+@pytest.mark.parametrize("plan", ["null", "absent"])
+def test_an_item_without_a_plan_is_applied_and_grants_nothing(sender, store, plan):
+    # JSON.ts: plan?: ... | null, plan_id?: string | null; the spec: required, nullable.
+    envelope = item_event("subscriptionItem.ended")
+    for key in ("plan", "plan_id"):
+        if plan == "null":
+            envelope["data"][key] = None
+        else:
+            envelope["data"].pop(key)
+    answer = sender.post(SUBS, body_of(envelope))
+    assert (answer.status, answer.body["outcome"]) == (200, "applied")
+
+
+def test_one_item_without_a_plan_does_not_quarantine_its_subscription(sender, store):
+    envelope = sample_json("clerk/subscription.active.json")
+    envelope["data"]["items"][0].update(plan=None, plan_id=None)
+    answer = sender.post(SUBS, body_of(envelope))
+    assert (answer.status, answer.body["outcome"]) == (200, "applied")
+    items = {sk: r for sk, r in state(store).items() if sk.startswith("item#")}
+    assert sorted(r["plan_slug"] is None for r in items.values()) == [False, True]
+
+
+def test_the_next_payment_is_read_from_the_flat_fields_webhooks_carry(sender, store):
+    # JSON.ts BillingSubscriptionItemWebhookEventJSON: next_payment_amount, next_payment_date (numbers).
+    envelope = item_event("subscriptionItem.updated", next_payment_amount=2500, next_payment_date=1_800_000_000_000)
+    sender.post(SUBS, body_of(envelope))
+    record = state(store)[PRO_ITEM_SK]
+    assert (record["next_payment_at"], record["next_payment_amount"], record["next_payment_currency"]) == (
+        1_800_000_000_000,
+        2500,
+        "USD",
+    )
+
+
+def test_an_item_event_without_a_subscription_id_keeps_the_stored_link(sender, store):
+    sender.post(SUBS, sample("clerk/subscription.active.json"))
+    subscription_id = state(store)[PRO_ITEM_SK]["subscription_id"]
+    assert subscription_id == "csub_3K7fQmA1cZ8rTn5vLx2WpE9bGs4"
+    for later, carried in enumerate(("absent", "null"), start=1):
+        envelope = item_event("subscriptionItem.updated", updated_at=1_799_000_000_000 + later)
+        if carried == "absent":
+            envelope["data"].pop("subscription_id")
+        else:
+            envelope["data"]["subscription_id"] = None
+        assert sender.post(SUBS, body_of(envelope)).body["outcome"] == "applied"
+        assert state(store)[PRO_ITEM_SK]["subscription_id"] == subscription_id
+
+
+def test_an_ended_item_ends_when_it_changed_to_ended(sender, store):
+    # No webhook item carries ended_at (neither JSON.ts nor the spec): the change time is the end.
+    envelope = sample_json("clerk/subscriptionItem.ended.json")
+    sender.post(SUBS, body_of(envelope))
+    (record,) = [r for sk, r in state(store).items() if sk.startswith("item#")]
+    assert record["ended_at"] == envelope["data"]["updated_at"]
+
+
+def test_expired_is_a_status_not_an_event(sender, store):
+    # No Clerk source defines subscriptionItem.expired; an item whose status is expired is applied
+    # from the events that carry it.
+    expired = item_event("subscriptionItem.updated", status="expired")
+    assert sender.post(SUBS, body_of(expired)).body["outcome"] == "applied"
+    assert state(store)[PRO_ITEM_SK]["status"] == "expired"
+    unknown = dict(expired, type="subscriptionItem.expired")
+    assert sender.post(SUBS, body_of(unknown), msg_id="msg_expired").body["outcome"] == "ignored"

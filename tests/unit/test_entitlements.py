@@ -143,8 +143,10 @@ def test_subscription_view():
     current = views[0].to_json()
     assert current["access_until"] == NOW + DAY_MS
     assert current["cancel_at_period_end"] is True
-    assert current["next_payment"] == {"at": NOW + 2 * DAY_MS, "amount": 2000, "currency": "USD"}
+    assert current["next_payment"] is None  # canceled at period end: nothing more is charged
     assert current["provider"] == "clerk"
+    renewing = of(USER, [item(status="active"), *records[3:]]).subscriptions[0].to_json()
+    assert renewing["next_payment"] == {"at": NOW + 2 * DAY_MS, "amount": 2000, "currency": "USD"}
 
 
 def test_renewing_subscription_has_no_access_end_and_past_due_shows_the_grace_end():

@@ -22,6 +22,8 @@ _SHOWN_WITHOUT_ACCESS = frozenset(
     {ItemStatus.UPCOMING, ItemStatus.PAST_DUE, ItemStatus.ON_HOLD, ItemStatus.PENDING, ItemStatus.PAUSED}
 )
 _LIVE = frozenset({ItemStatus.ACTIVE, ItemStatus.TRIALING})
+#: Items that will be charged again (a payment is retried, or an upcoming plan starts).
+_RENEWS = _LIVE | {ItemStatus.PAST_DUE, ItemStatus.ON_HOLD, ItemStatus.UPCOMING}
 _SCOPE_OF_PAYER = {PayerKind.USER: PlanScope.USER, PayerKind.ORGANIZATION: PlanScope.ORG}
 
 
@@ -178,6 +180,8 @@ def _item_view(
         amount, currency = subscription_payment.amount, subscription_payment.currency
     elif next_at is not None and amount is None:
         amount, currency = item.amount, item.currency
+    if item.status not in _RENEWS or item.cancel_at_period_end:
+        next_at = amount = currency = None  # nothing more will be charged for this item
     return SubscriptionView(
         provider=item.provider,
         subscription_id=item.subscription_id,

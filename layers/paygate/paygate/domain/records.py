@@ -68,13 +68,20 @@ class SubscriptionItem:
     customer_id: str | None = None
     quantity: int | None = None
     past_due_ends_at: int | None = None
+    #: When the last successful payment for the subscription was made (epoch ms): a fact written by
+    #: payment events, separately versioned (see ``paid_version``), that money taken back is compared to.
+    last_paid_at: int | None = None
     #: Set by the store from the event that wrote the record (not a provider field).
     provider: str | None = field(default=None, compare=False)
+    #: Fields the event did not carry: they are not written, so what another event stored stays.
+    not_carried: frozenset[str] = field(default=frozenset(), compare=False)
 
     def to_fields(self) -> dict[str, Any]:
         stored = asdict(self)
         stored["status"] = self.status.value
-        del stored["provider"]  # written by the store beside every record
+        # Written by the store beside every record; a payment fact has its own writer.
+        for name in ("provider", "not_carried", "last_paid_at", *self.not_carried):
+            stored.pop(name, None)
         return stored
 
     @classmethod

@@ -1,9 +1,15 @@
 """Clerk Billing: wire models of its webhook payloads and the state change each event makes.
 
-Field names, types and nullability follow Clerk's webhook JSON (see docs/reference/clerk-billing.md):
-snake_case, timestamps in epoch milliseconds, money as integer minor units with a currency code.
-Unknown extra fields are tolerated; an unknown *status* is not - it fails validation and the
-event is quarantined, rather than being guessed at.
+Clerk publishes two descriptions of these payloads that disagree in places: the TypeScript types of
+``@clerk/backend`` (``packages/backend/src/api/resources/JSON.ts`` and ``Webhooks.ts`` in
+``clerk/javascript``) and the webhooks OpenAPI spec (``webhooks/2025-04-15.yml`` in
+``clerk/openapi-specs``). Each model below is their union, field by field (docs/reference/clerk-billing.md
+cites both for every field): a field is required only where both require it, nullable where either
+allows null. Timestamps are epoch milliseconds, money integer minor units with a currency code.
+
+Unknown extra fields are tolerated; an unknown *status* is not - it fails validation and the event is
+quarantined, rather than being guessed at. A field an event does not carry never erases what another
+event stored (``SubscriptionItem.not_carried``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, WireMo
 
 PROVIDER = "clerk"
 
-# Clerk renamed the past-due events to camelCase in 2025; the old spellings are still accepted.
+#: ``Webhooks.ts`` ``BillingSubscriptionWebhookEvent``. ``subscription.past_due`` was the spelling of
+#: Clerk's first typing and docs page (corrected to ``pastDue`` in @clerk/backend 2.12.0 and the same
+#: day in the docs); nothing shows it on the wire, but it is accepted in case an early sender used it.
 SUBSCRIPTION_EVENTS = (
     "subscription.created",
     "subscription.updated",
@@ -29,6 +37,8 @@ SUBSCRIPTION_EVENTS = (
     "subscription.pastDue",
     "subscription.past_due",
 )
+#: ``Webhooks.ts`` ``BillingSubscriptionItemWebhookEvent`` (``subscriptionItem.created`` is still in the
+#: TypeScript union, though the webhooks spec dropped it). ``expired`` is an item *status*, not an event.
 ITEM_EVENTS = (
     "subscriptionItem.created",
     "subscriptionItem.updated",
@@ -37,15 +47,17 @@ ITEM_EVENTS = (
     "subscriptionItem.upcoming",
     "subscriptionItem.ended",
     "subscriptionItem.abandoned",
-    "subscriptionItem.expired",
     "subscriptionItem.incomplete",
     "subscriptionItem.pastDue",
     "subscriptionItem.freeTrialEnding",
     "subscriptionItem.past_due",
 )
+#: ``Webhooks.ts`` ``BillingPaymentAttemptWebhookEvent``.
 PAYMENT_ATTEMPT_EVENTS = ("paymentAttempt.created", "paymentAttempt.updated")
+#: Spellings accepted although no current Clerk source defines them (see above).
+EARLY_SPELLINGS = frozenset({"subscription.past_due", "subscriptionItem.past_due"})
 
-# Subscriptions and their items share one status vocabulary on the wire.
+#: ``JSON.ts`` ``BillingSubscriptionItemStatus``; the spec's item-event enum omits ``expired``.
 ClerkStatus = Literal["active", "past_due", "canceled", "ended", "abandoned", "incomplete", "upcoming", "expired"]
 PaymentAttemptStatus = Literal["pending", "paid", "failed"]
 
@@ -54,23 +66,32 @@ PaymentAttemptStatus = Literal["pending", "paid", "failed"]
 
 
 class ClerkMoney(WireModel):
+    """``BillingMoneyAmountJSON`` / spec ``BillingAmount``: every field required in both."""
+
     amount: int
+    amount_formatted: str
     currency: str
-    amount_formatted: str | None = None
-    currency_symbol: str | None = None
+    currency_symbol: str
 
 
 class ClerkPayer(WireModel):
+    """``BillingPayerJSON`` / spec ``BillingPayerEventPayload``."""
+
     id: str
+    email: str
+    image_url: str
+    object: str | None = None
+    instance_id: str | None = None
     user_id: str | None = None
     organization_id: str | None = None
-    email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     organization_name: str | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
 
     def payer(self) -> Payer:
-        # Clerk sends "" rather than null for the side that does not apply.
+        # Webhooks send "" for the side that does not apply (the Backend API sends null).
         if self.organization_id:
             return Payer(PayerKind.ORGANIZATION, self.organization_id)
         if self.user_id:
@@ -79,96 +100,149 @@ class ClerkPayer(WireModel):
 
 
 class ClerkPlan(WireModel):
+    """The plan inside an item: the inline type of ``JSON.ts`` / spec ``BillingSubscriptionItemEventPlan``."""
+
     id: str
     slug: str
-    name: str | None = None
-    amount: int | None = None
-    currency: str | None = None
+    name: str
+    is_recurring: bool
+    amount: int
+    currency: str
+    instance_id: str | None = None
+    product_id: str | None = None
+    description: str | None = None
+    is_default: bool | None = None
     period: str | None = None
-    is_recurring: bool | None = None
-
-
-class ClerkNextPayment(WireModel):
-    amount: ClerkMoney | int | None = None
-    date: int | None = None
+    interval: int | None = None
+    has_base_fee: bool | None = None
+    annual_monthly_amount: int | None = None
+    publicly_visible: bool | None = None
+    unit_prices: list[Any] | None = None
 
 
 class ClerkSubscriptionItem(WireModel):
+    """``BillingSubscriptionItemWebhookEventJSON`` / spec ``BillingSubscriptionItemEventPayload``.
+
+    The two disagree on shape (the TypeScript type carries ``credit``, ``plan_period`` and the next
+    payment as flat numbers; the spec carries ``is_free_trial``, ``interval``, ``subscription_id``
+    and the item's own times): only what both require is required. Neither carries ``ended_at``.
+    """
+
     id: str
     status: ClerkStatus
-    plan_id: str | None = None
+    period_start: int
+    period_end: int | None
     plan: ClerkPlan | None = None
+    plan_id: str | None = None
+    payer: ClerkPayer | None = None
+    object: str | None = None
+    # @clerk/backend (JSON.ts) only
+    credit: dict[str, Any] | None = None
+    proration_date: str | None = None
     plan_period: str | None = None
-    interval: str | None = None
-    period_start: int | None = None
-    period_end: int | None = None
-    is_free_trial: bool = False
     canceled_at: int | None = None
     past_due_at: int | None = None
-    ended_at: int | None = None
+    lifetime_paid: int | None = None
+    next_payment_amount: int | None = None
+    next_payment_date: int | None = None
+    amount: ClerkMoney | None = None
+    # the webhooks spec only
+    is_free_trial: bool | None = None
     created_at: int | None = None
     updated_at: int | None = None
+    interval: str | None = None
     subscription_id: str | None = None
-    payer: ClerkPayer | None = None
-    amount: ClerkMoney | None = None
-    next_payment: ClerkNextPayment | None = None
+    seats: dict[str, Any] | None = None
 
 
 class ClerkSubscription(WireModel):
+    """``BillingSubscriptionWebhookEventJSON`` / spec ``SubscriptionEventPayload``."""
+
     id: str
     status: ClerkStatus
-    payer_id: str | None = None
+    created_at: int
+    updated_at: int
+    payer_id: str
     payer: ClerkPayer
     items: list[ClerkSubscriptionItem]
+    latest_payment_id: str | None
+    payment_source_id: str | None
+    object: str | None = None
     active_at: int | None = None
     canceled_at: int | None = None
     past_due_at: int | None = None
     ended_at: int | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
-    next_payment: ClerkNextPayment | None = None
-    latest_payment_id: str | None = None
-    payment_source_id: str | None = None
 
 
 class ClerkPaymentTotals(WireModel):
+    subtotal: ClerkMoney
+    tax_total: ClerkMoney
     grand_total: ClerkMoney
-    subtotal: ClerkMoney | None = None
-    tax_total: ClerkMoney | None = None
+    per_unit_totals: list[Any] | None = None
 
 
-class ClerkPaidItem(WireModel):
+class ClerkPayee(WireModel):
     id: str
-    plan_id: str | None = None
-    plan: ClerkPlan | None = None
+    gateway_type: str
+    gateway_external_id: str
+    gateway_status: str
+
+
+class ClerkPaymentSource(WireModel):
+    id: str
+    gateway: str
+    gateway_external_id: str
+    payment_method: str
+    status: str
+    gateway_external_account_id: str | None = None
+    card_type: str | None = None
+    last4: str | None = None
+
+
+class ClerkFailedReason(WireModel):
+    code: str
+    decline_code: str
 
 
 class ClerkPaymentAttempt(WireModel):
+    """``BillingPaymentAttemptWebhookEventJSON`` / spec ``PaymentAttemptEventPayload``."""
+
     id: str
+    instance_id: str
+    payment_id: str
+    statement_id: str
+    gateway_external_id: str
     status: PaymentAttemptStatus
+    created_at: int
+    updated_at: int
+    billing_date: int
+    charge_type: Literal["checkout", "recurring"]
+    payee: ClerkPayee
     payer: ClerkPayer
     totals: ClerkPaymentTotals
-    payment_id: str | None = None
-    charge_type: str | None = None
-    billing_date: int | None = None
+    payment_source: ClerkPaymentSource
+    subscription_items: list[ClerkSubscriptionItem]
+    object: str | None = None
+    invoice_id: str | None = None
     paid_at: int | None = None
     failed_at: int | None = None
-    failed_reason: Any = None
-    created_at: int | None = None
-    updated_at: int | None = None
-    subscription_items: list[ClerkPaidItem] = []
+    failed_reason: ClerkFailedReason | None = None
 
 
 class _Envelope(WireModel):
+    """Spec ``WebhookEventPayload`` (the TypeScript ``Webhook`` type has no ``timestamp``; the docs
+    state it, in milliseconds)."""
+
     type: str
+    object: str
     timestamp: int
-    object: str | None = None
     instance_id: str | None = None
+    event_attributes: dict[str, Any] | None = None
 
     @field_validator("timestamp")
     @classmethod
     def _milliseconds(cls, value: int) -> int:
-        # Clerk's spec examples show seconds, real deliveries milliseconds: keep milliseconds.
+        # The docs say milliseconds; the spec's examples show seconds: keep milliseconds.
         return value * 1000 if value < 10**12 else value
 
 
@@ -196,10 +270,15 @@ _STATUS = {
     "upcoming": ItemStatus.UPCOMING,
     "expired": ItemStatus.EXPIRED,
 }
+#: Statuses after which an item grants nothing again; their end time is when the item changed to them.
+_ENDED = frozenset({ItemStatus.ENDED, ItemStatus.EXPIRED})
 
 
 def subscription_item(
-    item: ClerkSubscriptionItem, subscription_id: str | None, event_ts: int, subscription_past_due_at: int | None = None
+    item: ClerkSubscriptionItem,
+    subscription_id: str | None,
+    event_ts: int,
+    subscription_past_due_at: int | None = None,
 ) -> SubscriptionItem:
     """The normalized item record: what the gate reads to decide access."""
     status = _STATUS[item.status]
@@ -211,7 +290,25 @@ def subscription_item(
         # Clerk's own time when it sends one; else when the item changed to past due.
         past_due_at = item.past_due_at or subscription_past_due_at or changed_at
     plan = item.plan
-    next_payment = item.next_payment
+    sent = item.model_fields_set
+    # The plan's price per period: the item's own amount, else its plan's.
+    amount, currency = (item.amount.amount, item.amount.currency) if item.amount else (None, None)
+    if amount is None and plan is not None:
+        amount, currency = plan.amount, plan.currency
+    # What this event does not carry is not written, so what another event stored stays.
+    not_carried = {"subscription_id"} if subscription_id is None else set()
+    # JSON.ts types both as required numbers, also for items that will not renew: 0 means none.
+    next_at = item.next_payment_date or None
+    if "next_payment_date" not in sent:
+        not_carried |= {"next_payment_at", "next_payment_amount", "next_payment_currency"}
+    if amount is None:
+        not_carried |= {"amount", "currency"}
+    if "plan" not in sent:
+        not_carried |= {"plan_slug", "plan_name"} | ({"plan_id"} if "plan_id" not in sent else set())
+    not_carried |= {name for name in ("canceled_at", "is_free_trial") if name not in sent}
+    period = item.plan_period or item.interval or (plan.period if plan else None)
+    if period is None:
+        not_carried.add("plan_period")
     return SubscriptionItem(
         item_id=item.id,
         status=status,
@@ -219,20 +316,24 @@ def subscription_item(
         plan_id=item.plan_id or (plan.id if plan else None),
         plan_slug=plan.slug if plan else None,
         plan_name=plan.name if plan else None,
-        plan_period=item.plan_period or item.interval or (plan.period if plan else None),
+        plan_period=period,
         provider_status=item.status,
         period_start=item.period_start,
         period_end=item.period_end,
-        is_free_trial=item.is_free_trial,
+        is_free_trial=bool(item.is_free_trial),
         # Clerk keeps a canceled item's plan until the end of the period that was paid for.
         cancel_at_period_end=status is ItemStatus.CANCELED,
         canceled_at=item.canceled_at,
         past_due_at=past_due_at,
-        ended_at=item.ended_at,
-        amount=item.amount.amount if item.amount else (plan.amount if plan else None),
-        currency=item.amount.currency if item.amount else (plan.currency if plan else None),
-        next_payment_at=next_payment.date if next_payment else None,
+        # No webhook carries an item's end: it ended when it changed to ended (as for past due).
+        ended_at=changed_at if status in _ENDED else None,
+        amount=amount,
+        currency=currency,
+        next_payment_at=next_at,
+        next_payment_amount=item.next_payment_amount if next_at else None,
+        next_payment_currency=currency if next_at else None,
         changed_at=changed_at,
+        not_carried=frozenset(not_carried),
     )
 
 
@@ -244,8 +345,6 @@ def _item_record(
     delivery: Delivery,
     subscription_past_due_at: int | None = None,
 ) -> StateRecord:
-    if item.plan is None:
-        raise InvalidEvent("data.plan", "a subscription item must carry its plan")
     body = subscription_item(item, subscription_id, event.timestamp, subscription_past_due_at)
     return StateRecord(
         payer,
@@ -261,8 +360,6 @@ def map_subscription(envelope: Mapping[str, Any], delivery: Delivery, catalog: C
     sub = event.data
     payer = sub.payer.payer()
     changed_at = sub.updated_at or event.timestamp
-    next_payment = sub.next_payment
-    next_amount = next_payment.amount if next_payment else None
     subscription = StateRecord(
         payer,
         RecordKind.SUBSCRIPTION,
@@ -276,9 +373,6 @@ def map_subscription(envelope: Mapping[str, Any], delivery: Delivery, catalog: C
             "past_due_at": sub.past_due_at,
             "ended_at": sub.ended_at,
             "created_at": sub.created_at,
-            "next_payment_at": next_payment.date if next_payment else None,
-            "next_payment_amount": next_amount.amount if isinstance(next_amount, ClerkMoney) else next_amount,
-            "next_payment_currency": next_amount.currency if isinstance(next_amount, ClerkMoney) else None,
             "latest_payment_id": sub.latest_payment_id,
             "item_ids": [item.id for item in sub.items],
             "changed_at": changed_at,
@@ -292,6 +386,8 @@ def map_subscription_item(envelope: Mapping[str, Any], delivery: Delivery, catal
     event = parse(SubscriptionItemEvent, envelope)
     item = event.data
     if item.payer is None:
+        # Optional in both sources, which describe it as set on standalone item events: without it
+        # nothing says whose item this is.
         raise InvalidEvent("data.payer", "a subscription item event must carry its payer")
     payer = item.payer.payer()
     return Effect(payer, (_item_record(payer, item, item.subscription_id, event, delivery),))
@@ -303,6 +399,7 @@ def map_payment_attempt(envelope: Mapping[str, Any], delivery: Delivery, catalog
     payer = attempt.payer.payer()
     total = attempt.totals.grand_total
     changed_at = attempt.updated_at or event.timestamp
+    reason = attempt.failed_reason
     record = StateRecord(
         payer,
         RecordKind.PAYMENT_ATTEMPT,
@@ -318,7 +415,7 @@ def map_payment_attempt(envelope: Mapping[str, Any], delivery: Delivery, catalog
             "billing_date": attempt.billing_date,
             "paid_at": attempt.paid_at,
             "failed_at": attempt.failed_at,
-            "failed_reason": _reason(attempt.failed_reason),
+            "failed_reason": (reason.decline_code or reason.code) if reason else None,
             "item_ids": [i.id for i in attempt.subscription_items],
             "plan_slugs": [i.plan.slug for i in attempt.subscription_items if i.plan],
             "created_at": attempt.created_at,
@@ -326,14 +423,6 @@ def map_payment_attempt(envelope: Mapping[str, Any], delivery: Delivery, catalog
         },
     )
     return Effect(payer, (record,))
-
-
-def _reason(reason: Any) -> str | None:
-    if reason is None or isinstance(reason, str):
-        return reason
-    if isinstance(reason, Mapping):
-        return str(reason.get("code") or reason.get("decline_code") or reason)
-    return str(reason)
 
 
 #: Clerk delivers through Svix: Standard Webhooks with ``svix-*`` headers, the ``svix-id`` as event id.
