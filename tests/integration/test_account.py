@@ -44,9 +44,12 @@ def test_user_and_organization_subscriptions(gateway: Gateway, sender, store):
         "next_payment": pro["next_payment"],
         "cancel_at_period_end": False,
         "access_until": None,
+        "revoked_by": None,
         "active": True,
     }
-    assert pro["next_payment"] is None or isinstance(pro["next_payment"]["at"], int)
+    # Webhook items carry the next payment as flat numbers (next_payment_amount, next_payment_date).
+    assert pro["next_payment"] == {"at": item["next_payment_at"], "amount": 2000, "currency": "USD"}
+    assert isinstance(item["next_payment_at"], int)
 
     org = body["organization"]
     assert (org["id"], org["slug"], org["role"]) == (ORG, "acme", "org:admin")

@@ -26,7 +26,7 @@ from paygate_dev import LAYER_DIR, ROOT
 from paygate_dev.apigw import http_event
 from paygate_dev.invoke import invoke
 from paygate_dev.template import functions
-from tests.conftest import sample
+from tests.conftest import sample, sample_json
 from tests.unit.test_tokens import jwk, jwks_server
 
 __all__ = ["jwks_server"]  # a fixture used below
@@ -526,3 +526,42 @@ def test_jwks_outage_denies_through_the_handler(gateway, monkeypatch, jwks_serve
     monkeypatch.delenv("CLERK_JWT_KEY")
     monkeypatch.setenv("CLERK_JWKS_URL", jwks_server.url)
     assert gateway.authorize("GET /pro/export", gateway.token(pla="u:pro", fea="u:export")) == {"isAuthorized": False}
+
+
+# -- money taken back ends what it bought (Dodo) -------------------------------------------------
+
+
+def dodo_applied(sender, name: str, **data) -> None:
+    envelope = sample_json(f"dodo/{name}.json")
+    envelope["data"].update(data)
+    function = "DodoSubscriptionsFunction" if name.startswith("subscription.") else "DodoPaymentsFunction"
+    answer = sender.post(function, json.dumps(envelope), style="standard")
+    assert answer.status == 200 and answer.body["outcome"] == "applied", answer.body
+
+
+REFUNDED_AT = 1_794_246_125_604  # events/dodo/refund.succeeded.json data.created_at
+
+
+@pytest.mark.parametrize("authoritative", [False, True])
+def test_a_full_refund_revokes_on_the_store_path_and_when_the_store_is_authoritative(
+    gateway, sender, monkeypatch, authoritative
+):
+    for name in ("subscription.active", "payment.succeeded"):
+        dodo_applied(sender, name)
+    dodo_applied(sender, "refund.succeeded", is_partial=False, amount=2207)
+    if authoritative:
+        monkeypatch.setenv("STORE_AUTHORITATIVE", "true")
+    # Without STORE_AUTHORITATIVE a token plan is trusted; a Dodo plan is never in a Clerk token, so
+    # the store decides either way. With it, a token that still says pro is not trusted.
+    token = lambda: gateway.token(pla="u:pro" if authoritative else "", fea="u:export" if authoritative else "")  # noqa: E731
+    gateway.now = REFUNDED_AT - 1
+    assert gateway.authorize("GET /pro/export", token())["isAuthorized"] is True
+    gateway.now = REFUNDED_AT
+    assert gateway.authorize("GET /pro/export", token()) == {"isAuthorized": False}
+
+
+def test_a_partial_refund_keeps_access(gateway, sender):
+    for name in ("subscription.active", "payment.succeeded", "refund.succeeded"):
+        dodo_applied(sender, name)
+    gateway.now = REFUNDED_AT + 1000
+    assert gateway.authorize("GET /pro/export", gateway.token())["isAuthorized"] is True

@@ -16,7 +16,7 @@ def payer_records(harness: Harness, table: str) -> dict:
     return {
         key: {k: v for k, v in item.items() if k != "provider"}
         for key, item in harness.snapshot(table).items()
-        if key[0].startswith("PAYER#")
+        if key[0].startswith(("PAYER#", "HISTORY#"))
     }
 
 

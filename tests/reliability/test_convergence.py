@@ -33,7 +33,7 @@ from paygate.domain.state import StateRecord, body_fields
 from paygate.infra.catalog_file import load_catalog
 from paygate.providers.base import Delivery
 from paygate.service.apply import ApplyService
-from paygate.service.layout import payer_pk, record_sk
+from paygate.service.layout import record_key
 from paygate.service.webhooks import WebhookService
 from paygate_dev.apigw import http_event
 from paygate_dev.memory_store import InMemoryStateStore
@@ -96,7 +96,7 @@ def in_order_model(messages: list[Message]) -> dict[tuple[str, str], dict[str, A
         _, effect = decode(family_of(message.function), message.body, Delivery(message.msg_id, 0))
         for record in effect.records if effect else ():
             assert isinstance(record, StateRecord), "the stories hold no merged records (credits)"
-            key = (payer_pk(record.payer.key), record_sk(record.kind, record.record_id))
+            key = (record_key(record).pk, record_key(record).sk)
             state[key], writer[key] = record, message.msg_id
     return {
         key: {**body_fields(record.body), "version": record.version, "event_id": writer[key]}
@@ -110,7 +110,7 @@ def state_of(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
             k: v for k, v in item.items() if k not in _BOOKKEEPING or k in ("version", "event_id")
         }
         for item in items
-        if item["pk"].startswith("PAYER#")
+        if item["pk"].startswith(("PAYER#", "HISTORY#"))
     }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from paygate.domain.access import DAY_MS, AccessPolicy, access_window
 from paygate.domain.records import SubscriptionItem
+from paygate.providers import dodo
 from paygate.providers.dodo import ms
 from paygate.service.apply import ApplyService
 from paygate_dev.memory_store import InMemoryStateStore
@@ -34,6 +35,7 @@ POLICY = AccessPolicy()
 
 FUNCTION_BY_KIND = {
     "subscription": SUBS,
+    "dunning": SUBS,
     "payment": PAYMENTS,
     "refund": PAYMENTS,
     "dispute": PAYMENTS,
@@ -103,10 +105,19 @@ def test_every_sample_is_applied_recorded_and_then_a_duplicate(sender, store, na
     assert again.status == 200 and again.body["outcome"] == "duplicate"
 
 
-def test_every_sample_type_belongs_to_exactly_one_function_but_license_keys():
+def test_every_sample_type_belongs_to_exactly_one_function_but_the_ignored_ones():
     names = sample_names("dodo")
-    assert {n for n in names if function_for(n) is None} == {"dodo/license_key.created.json"}
-    assert len(APPLIED_SAMPLES) == 34
+    unapplied = {n for n in names if function_for(n) is None}
+    assert {sample_json(n)["type"] for n in unapplied} == set(dodo.IGNORED_EVENTS)
+    assert len(APPLIED_SAMPLES) == 36
+
+
+@pytest.mark.parametrize("name", [n for n in sample_names("dodo") if sample_json(n)["type"] in dodo.IGNORED_EVENTS])
+def test_every_ignored_type_is_kept_and_answered_ignored(sender, store, name):
+    for function in (SUBS, PAYMENTS, CREDITS):
+        answer = post(sender, name, msg_id=f"msg_{function}", function=function)
+        assert (answer.status, answer.body["outcome"]) == (200, "ignored")
+        assert store.event(FAMILY[function], f"msg_{function}")["outcome"] == "ignored"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +169,7 @@ def test_missing_signature_headers_are_401(sender):
         (PAYMENTS, event("payment.succeeded", total_amount="22.07"), "data.total_amount"),
         (PAYMENTS, event("dispute.opened", amount="22.07"), "data.amount"),
         (CREDITS, event("credit.deducted", balance_after="a lot"), "data.balance_after"),
-        (CREDITS, {"type": "credit.added", "timestamp": "2026-11-01T09:14:42Z"}, "data"),
+        (CREDITS, {"business_id": "bus_1", "type": "credit.added", "timestamp": "2026-11-01T09:14:42Z"}, "data"),
     ],
 )
 def test_a_verified_but_invalid_body_is_quarantined_with_a_400_naming_the_field(

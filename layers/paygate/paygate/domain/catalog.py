@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from paygate.domain.access import DEFAULT_REVOKE_ON
 from paygate.domain.gate import Gate, GateError, parse_gate
 from paygate.domain.plans import Plan, PlanScope
+from paygate.domain.records import ReversalKind
 
 __all__ = ["Catalog", "CatalogError", "Plan", "PlanScope", "parse_catalog"]
 
@@ -32,6 +34,8 @@ class Catalog:
     products: Mapping[str, str] = field(default_factory=dict)
     #: Route key as API Gateway names it (``"GET /pro/{proxy+}"``) to its parsed gate.
     routes: Mapping[str, Gate] = field(default_factory=dict)
+    #: Which ways of taking money back end the access the payment bought (``[revoke_on]``).
+    revoke_on: frozenset[ReversalKind] = DEFAULT_REVOKE_ON
 
     def plan_for_product(self, product_id: str) -> str | None:
         return self.products.get(product_id)
@@ -52,9 +56,9 @@ def parse_catalog(raw: Mapping[str, Any], source: str = "paygate.toml") -> Catal
     def fail(where: str, why: str) -> CatalogError:
         return CatalogError(f"{source}: {where}: {why}")
 
-    unknown = set(raw) - {"plans", "products", "routes"}
+    unknown = set(raw) - {"plans", "products", "routes", "revoke_on"}
     if unknown:
-        raise fail(", ".join(sorted(unknown)), "unknown section (expected plans, products, routes)")
+        raise fail(", ".join(sorted(unknown)), "unknown section (expected plans, products, routes, revoke_on)")
     plans: dict[str, Plan] = {}
     for slug, entry in (raw.get("plans") or {}).items():
         where = f"plans.{slug}"
@@ -93,4 +97,14 @@ def parse_catalog(raw: Mapping[str, Any], source: str = "paygate.toml") -> Catal
             routes[route_key] = parse_gate(gate, plans)
         except GateError as exc:
             raise fail(f"routes.{route_key!r}", str(exc)) from None
-    return Catalog(plans=plans, products=products, routes=routes)
+    revoke_on = set(DEFAULT_REVOKE_ON)
+    for name, revokes in (raw.get("revoke_on") or {}).items():
+        try:
+            kind = ReversalKind(name)
+        except ValueError:
+            known = ", ".join(k.value for k in ReversalKind)
+            raise fail(f"revoke_on.{name}", f"unknown way of taking money back (expected {known})") from None
+        if not isinstance(revokes, bool):
+            raise fail(f"revoke_on.{name}", "must be true or false")
+        (revoke_on.add if revokes else revoke_on.discard)(kind)
+    return Catalog(plans=plans, products=products, routes=routes, revoke_on=frozenset(revoke_on))

@@ -8,10 +8,10 @@ user's partition, an organization plan from the organization's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from paygate.domain.access import AccessPolicy, access_window
+from paygate.domain.access import AccessPolicy, access_window, revocation
 from paygate.domain.catalog import Catalog, PlanScope
 from paygate.domain.gate import Grants, Scoped
 from paygate.domain.records import ItemStatus, NextPayment, PayerState, SubscriptionItem
@@ -46,6 +46,8 @@ class SubscriptionView:
     cancel_at_period_end: bool
     #: When access ends (exclusive, epoch ms); ``None`` while it renews with no end in sight.
     access_until: int | None
+    #: Why access ended early, when money paid for it was taken back (``full_refund``, ``dispute_lost`` ...).
+    revoked_by: str | None
     #: Whether the item is inside its access window at the instant the view was made (its plan,
     #: if the catalog maps one, is then granted).
     active: bool
@@ -72,6 +74,7 @@ class SubscriptionView:
             ),
             "cancel_at_period_end": self.cancel_at_period_end,
             "access_until": self.access_until,
+            "revoked_by": self.revoked_by,
             "active": self.active,
         }
 
@@ -115,10 +118,10 @@ def entitlements_of(
     views: list[SubscriptionView] = []
     for item in state.items:
         next_payment = state.next_payments.get(item.subscription_id) if item.subscription_id else None
-        view = _item_view(item, next_payment, policy, now_ms)
+        view = _item_view(item, next_payment, state, catalog, policy, now_ms)
         if view.active and view.plan is not None and _in_scope(catalog, view.plan, scope):
             plans.add(view.plan)
-        elif not view.active and not _worth_showing(item):
+        elif not view.active and not _worth_showing(item) and view.revoked_by is None:
             continue
         views.append(view)
     views.sort(key=lambda v: (not v.active, v.plan or "", v.item_id or ""))
@@ -171,9 +174,19 @@ def _worth_showing(item: SubscriptionItem) -> bool:
 
 
 def _item_view(
-    item: SubscriptionItem, subscription_payment: NextPayment | None, policy: AccessPolicy, now_ms: int
+    item: SubscriptionItem,
+    subscription_payment: NextPayment | None,
+    state: PayerState,
+    catalog: Catalog,
+    policy: AccessPolicy,
+    now_ms: int,
 ) -> SubscriptionView:
-    window = access_window(item, policy)
+    standing = state.standings.get(item.subscription_id) if item.subscription_id else None
+    window = access_window(item, policy, standing)
+    revoked = revocation(item, standing, state.reversals, catalog.revoke_on) if window else None
+    if window is not None and revoked is not None:
+        # Money taken back ends what it bought, from the moment it was taken back.
+        window = replace(window, end_ms=min(window.end_ms, revoked.at) if window.end_ms is not None else revoked.at)
     next_at, amount, currency = item.next_payment_at, item.next_payment_amount, item.next_payment_currency
     if next_at is None and subscription_payment is not None:
         next_at = subscription_payment.at
@@ -197,5 +210,6 @@ def _item_view(
         next_payment_currency=currency,
         cancel_at_period_end=item.cancel_at_period_end,
         access_until=window.end_ms if window else None,
+        revoked_by=revoked.kind.value if revoked else None,
         active=window is not None and window.contains(now_ms),
     )

@@ -68,9 +68,6 @@ class SubscriptionItem:
     customer_id: str | None = None
     quantity: int | None = None
     past_due_ends_at: int | None = None
-    #: When the last successful payment for the subscription was made (epoch ms): a fact written by
-    #: payment events, separately versioned (see ``paid_version``), that money taken back is compared to.
-    last_paid_at: int | None = None
     #: Set by the store from the event that wrote the record (not a provider field).
     provider: str | None = field(default=None, compare=False)
     #: Fields the event did not carry: they are not written, so what another event stored stays.
@@ -79,8 +76,8 @@ class SubscriptionItem:
     def to_fields(self) -> dict[str, Any]:
         stored = asdict(self)
         stored["status"] = self.status.value
-        # Written by the store beside every record; a payment fact has its own writer.
-        for name in ("provider", "not_carried", "last_paid_at", *self.not_carried):
+        # Written by the store beside every record.
+        for name in ("provider", "not_carried", *self.not_carried):
             stored.pop(name, None)
         return stored
 
@@ -152,6 +149,41 @@ class CreditBalance:
         return cls(**values)
 
 
+class ReversalKind(StrEnum):
+    """How money paid for a subscription was taken back (or might be)."""
+
+    FULL_REFUND = "full_refund"
+    PARTIAL_REFUND = "partial_refund"
+    DISPUTE_OPENED = "dispute_opened"  # the funds are held while the dispute runs
+    DISPUTE_ACCEPTED = "dispute_accepted"
+    DISPUTE_EXPIRED = "dispute_expired"
+    DISPUTE_LOST = "dispute_lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    """Money taken back from one payment (a refund, a dispute), for the subscriptions it paid for."""
+
+    source_id: str
+    kind: ReversalKind
+    #: When the money was taken back.
+    at: int
+    #: From the payment's link: what it paid for and when it was made (``None`` until the payment is known).
+    subscription_ids: tuple[str, ...] = ()
+    payment_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentStanding:
+    """What payment events say of one subscription beyond its status."""
+
+    #: When the newest payment that succeeded for it was made.
+    last_paid_at: int | None = None
+    #: When collection of a failed payment began, and when a failed payment was recovered.
+    dunning_started_at: int | None = None
+    dunning_recovered_at: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class PayerState:
     """What the domain reads of one payer's stored records."""
@@ -160,3 +192,6 @@ class PayerState:
     #: By subscription id, from the subscription records.
     next_payments: Mapping[str, NextPayment] = field(default_factory=dict)
     credits: tuple[CreditBalance, ...] = ()
+    #: By subscription id.
+    standings: Mapping[str, PaymentStanding] = field(default_factory=dict)
+    reversals: tuple[Reversal, ...] = ()

@@ -45,6 +45,19 @@ class RecordKind(StrEnum):
     CREDIT_BALANCE = "credit_balance"
     CREDIT_LEDGER = "credit_ledger"
     CUSTOMER_LINK = "customer_link"
+    #: The newest payment that succeeded for a subscription (what money taken back is compared with).
+    PAID = "paid"
+    #: A subscription's collection of a failed payment (Dodo's dunning).
+    DUNNING = "dunning"
+
+    @property
+    def history(self) -> bool:
+        """Records that accumulate with every payment or usage: kept apart from the payer's current
+        state, so reading what a payer holds stays constant as their history grows."""
+        return self in _HISTORY
+
+
+_HISTORY = frozenset({RecordKind.PAYMENT, RecordKind.PAYMENT_ATTEMPT, RecordKind.CREDIT_LEDGER})
 
 
 class Outcome(StrEnum):

@@ -1,9 +1,11 @@
 """Dodo Payments: wire models of its webhook payloads and the state change each event makes.
 
-Field names, types and nullability follow Dodo's webhook JSON (see docs/reference/dodo-payments.md):
-snake_case, ISO 8601 UTC timestamps (stored as epoch milliseconds), money as integer minor units
-with a currency code, credit quantities as exact decimal strings. Unknown extra fields are
-tolerated; an unknown *status* is not - it fails validation and the event is quarantined.
+Every field paygate reads is declared here with the name, type, requiredness and nullability of the
+``dodopayments`` Python SDK's own webhook types (``dodopayments/types/*_webhook_event.py``; the version
+is pinned in requirements-dev.txt, and tests/contract compares each model with the SDK's, field by
+field). Fields paygate does not read are tolerated, not declared. ISO 8601 UTC timestamps are stored
+as epoch milliseconds, money as integer minor units with a currency code, credit quantities as exact
+decimal strings. An unknown *status* fails validation and the event is quarantined.
 
 Dodo objects carry no ``updated_at``, so versions are ordered by the envelope's ``timestamp`` (when
 the event happened). A retry delivers the object's state *at delivery time* under the original
@@ -36,6 +38,7 @@ PROVIDER = "dodo"
 METADATA_USER_ID = "user_id"
 METADATA_ORGANIZATION_ID = "organization_id"
 
+#: The event types of the SDK's ``WebhookEventType`` that paygate applies, by family.
 SUBSCRIPTION_EVENTS = (
     "subscription.active",
     "subscription.updated",
@@ -50,6 +53,7 @@ SUBSCRIPTION_EVENTS = (
     "subscription.past_due",
     "subscription.update_payment_method",
 )
+DUNNING_EVENTS = ("dunning.started", "dunning.recovered")
 PAYMENT_EVENTS = ("payment.succeeded", "payment.failed", "payment.processing", "payment.cancelled")
 REFUND_EVENTS = ("refund.succeeded", "refund.failed")
 DISPUTE_EVENTS = (
@@ -72,6 +76,32 @@ CREDIT_LEDGER_EVENTS = (
     "credit.manual_adjustment",
 )
 CREDIT_BALANCE_LOW_EVENTS = ("credit.balance_low",)
+
+#: The SDK's other event types, kept and answered ``ignored`` when delivered, and why.
+IGNORED_EVENTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("license_key.created",),
+        "a license key is Dodo's own entitlement for a product; paygate grants plans and features from the catalog",
+    ),
+    **dict.fromkeys(
+        (
+            "entitlement_grant.created",
+            "entitlement_grant.delivered",
+            "entitlement_grant.failed",
+            "entitlement_grant.revoked",
+        ),
+        "Dodo's delivery of its own integrations (files, license keys, Discord, GitHub ...) to a customer; "
+        "paygate's features come from the plans the catalog maps products to",
+    ),
+    **dict.fromkeys(
+        ("abandoned_checkout.detected", "abandoned_checkout.recovered"),
+        "no payment was taken for an abandoned checkout; a recovery arrives as payment and subscription events",
+    ),
+    **dict.fromkeys(
+        ("payout.created", "payout.on_hold", "payout.in_progress", "payout.failed", "payout.success"),
+        "a payout moves the merchant's balance to the merchant's bank: it says nothing about a payer",
+    ),
+}
 
 SubscriptionStatus = Literal["pending", "active", "on_hold", "paused", "cancelled", "failed", "expired", "past_due"]
 IntentStatus = Literal[
@@ -111,6 +141,21 @@ LedgerEntryType = Literal[
     "manual_adjustment",
     "refund",
 ]
+CancellationFeedback = Literal[
+    "too_expensive",
+    "missing_features",
+    "switched_service",
+    "unused",
+    "customer_service",
+    "low_quality",
+    "too_complex",
+    "other",
+]
+ChargeType = Literal["new", "renewal", "plan_change", "on_demand"]
+DunningStatus = Literal["recovering", "recovered", "exhausted"]
+DunningTrigger = Literal["on_hold", "cancelled", "past_due"]
+#: The SDK's ``Metadata``: string keys to strings, numbers or booleans.
+Metadata = dict[str, str | int | float | bool]
 
 
 def _decimal_string(value: str) -> str:
@@ -127,66 +172,96 @@ Credits = Annotated[str, AfterValidator(_decimal_string)]
 
 
 class DodoCustomer(WireModel):
+    """``CustomerLimitedDetails``."""
+
     customer_id: str
-    email: str | None = None
-    name: str | None = None
+    email: str
+    name: str
+    metadata: Metadata | None = None
     phone_number: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
 class DodoSubscription(WireModel):
+    """The ``data`` of ``subscription.*`` (``Subscription`` plus the webhook's ``past_due_ends_at`` and
+    ``payment_id``)."""
+
     subscription_id: str
     status: SubscriptionStatus
     product_id: str
     quantity: int
     customer: DodoCustomer
-    metadata: dict[str, Any] = {}
+    metadata: Metadata
+    #: The SDK types it as an ISO 4217 ``Literal``; a code paygate does not know still applies.
     currency: str
     recurring_pre_tax_amount: int
-    tax_inclusive: bool | None = None
+    tax_inclusive: bool
     payment_frequency_count: int
     payment_frequency_interval: TimeInterval
-    subscription_period_count: int | None = None
-    subscription_period_interval: TimeInterval | None = None
+    subscription_period_count: int
+    subscription_period_interval: TimeInterval
     previous_billing_date: datetime
     next_billing_date: datetime
     created_at: datetime
-    cancel_at_next_billing_date: bool = False
+    cancel_at_next_billing_date: bool
+    on_demand: bool
+    trial_period_days: int
+    has_payment_method: bool
     cancelled_at: datetime | None = None
-    cancellation_feedback: str | None = None
+    cancellation_feedback: CancellationFeedback | None = None
     cancellation_comment: str | None = None
     expires_at: datetime | None = None
-    trial_period_days: int = 0
+    paused_at: datetime | None = None
     trial_amount: int | None = None
-    on_demand: bool | None = None
     past_due_ends_at: datetime | None = None
     payment_method_id: str | None = None
-    payload_type: str | None = None
+    payment_id: str | None = None
 
 
 class DodoRefundSummary(WireModel):
+    """``RefundListItem``: one entry of a payment's ``refunds``."""
+
     refund_id: str
-    status: RefundStatus | None = None
+    payment_id: str
+    status: RefundStatus
+    is_partial: bool
+    created_at: datetime
     amount: int | None = None
     currency: str | None = None
 
 
+class DodoServicePeriod(WireModel):
+    """``SubscriptionServicePeriod``: what a succeeded payment paid for."""
+
+    subscription_id: str
+    starts_at: datetime
+    ends_at: datetime
+
+
 class DodoPayment(WireModel):
+    """``Payment``."""
+
     payment_id: str
+    customer: DodoCustomer
+    metadata: Metadata
+    total_amount: int
+    currency: str
+    settlement_amount: int
+    settlement_currency: str
+    created_at: datetime
+    refunds: list[DodoRefundSummary]
+    retry_attempt: int
+    is_update_payment_method: bool
+    #: The subscriptions this payment is for; ``subscription_id`` is null when there are several.
+    subscription_ids: list[str]
+    is_multi_subscription: bool
+    service_periods: list[DodoServicePeriod]
     status: IntentStatus | None = None
     subscription_id: str | None = None
-    customer: DodoCustomer
-    metadata: dict[str, Any] = {}
-    total_amount: int
     tax: int | None = None
-    currency: str
-    settlement_amount: int | None = None
-    settlement_currency: str | None = None
     settlement_tax: int | None = None
-    created_at: datetime
     updated_at: datetime | None = None
-    refunds: list[DodoRefundSummary] = []
     refund_status: Literal["partial", "full"] | None = None
+    charge_type: ChargeType | None = None
     error_code: str | None = None
     error_message: str | None = None
     payment_method: str | None = None
@@ -195,62 +270,63 @@ class DodoPayment(WireModel):
     card_network: str | None = None
     checkout_session_id: str | None = None
     invoice_id: str | None = None
-    retry_attempt: int | None = None
-    is_update_payment_method: bool | None = None
-    payload_type: str | None = None
 
 
 class DodoRefund(WireModel):
+    """``Refund``."""
+
     refund_id: str
     payment_id: str
     status: RefundStatus
+    is_partial: bool
+    created_at: datetime
+    customer: DodoCustomer
+    metadata: Metadata
     amount: int | None = None
     currency: str | None = None
-    is_partial: bool = False
     reason: str | None = None
-    created_at: datetime
-    customer: DodoCustomer | None = None  # newer senders only
-    metadata: dict[str, Any] | None = None
-    payload_type: str | None = None
 
 
 class DodoDispute(WireModel):
+    """``Dispute`` (the webhook's; the API's ``GetDispute`` adds ``customer`` and ``reason``)."""
+
     dispute_id: str
     payment_id: str
-    # A string "to accommodate precision" (a number in Dodo's own mocks): minor units either way.
-    amount: str | int
+    #: A string "to accommodate precision": integer minor units.
+    amount: str
     currency: str
     dispute_status: DisputeStatus
     dispute_stage: DisputeStage
+    created_at: datetime
     is_resolved_by_rdr: bool | None = None
     remarks: str | None = None
-    reason: str | None = None
-    created_at: datetime
-    customer: DodoCustomer | None = None  # older senders only
-    payload_type: str | None = None
 
 
 class DodoCreditLedgerEntry(WireModel):
+    """``CreditLedgerEntry``. Quantities are ``str`` in the SDK; paygate also requires them decimal,
+    since the balance is kept exact."""
+
     id: str
     credit_entitlement_id: str
     customer_id: str
-    grant_id: str | None = None
     transaction_type: LedgerEntryType
     amount: Credits
     is_credit: bool
     balance_before: Credits
     balance_after: Credits
-    overage_before: Credits | None = None
-    overage_after: Credits | None = None
+    overage_before: Credits
+    overage_after: Credits
+    created_at: datetime
+    metadata: Metadata
+    grant_id: str | None = None
     description: str | None = None
     reference_type: str | None = None
     reference_id: str | None = None
-    created_at: datetime
-    metadata: dict[str, Any] | None = None
-    payload_type: str | None = None
 
 
 class DodoCreditBalanceLow(WireModel):
+    """The ``data`` of ``credit.balance_low``."""
+
     customer_id: str
     subscription_id: str
     credit_entitlement_id: str
@@ -259,11 +335,21 @@ class DodoCreditBalanceLow(WireModel):
     subscription_credits_amount: Credits
     threshold_percent: int
     threshold_amount: Credits
-    payload_type: str | None = None
+
+
+class DodoDunning(WireModel):
+    """The ``data`` of ``dunning.started`` / ``dunning.recovered`` (Dodo's docs: a "DunningAttempt")."""
+
+    subscription_id: str
+    customer_id: str
+    status: DunningStatus
+    trigger_state: DunningTrigger
+    created_at: datetime
+    payment_id: str | None = None
 
 
 class _Envelope(WireModel):
-    business_id: str | None = None
+    business_id: str
     type: str
     timestamp: datetime
 
@@ -290,6 +376,10 @@ class CreditLedgerEvent(_Envelope):
 
 class CreditBalanceLowEvent(_Envelope):
     data: DodoCreditBalanceLow
+
+
+class DunningEvent(_Envelope):
+    data: DodoDunning
 
 
 # -- who pays --------------------------------------------------------------------------------
@@ -464,6 +554,9 @@ def map_payment(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
     version = version_key(changed_at, event_ts, delivery.event_id)
     customer_id = pay.customer.customer_id
     payer, links = _owner(customer_id, pay.metadata, "data.metadata", version)
+    created_at = ms(pay.created_at)
+    # The SDK: subscription_id is null for a payment of several subscriptions; subscription_ids lists them.
+    subscription_ids = list(pay.subscription_ids) or ([pay.subscription_id] if pay.subscription_id else [])
     payment = StateRecord(
         payer,
         RecordKind.PAYMENT,
@@ -473,12 +566,14 @@ def map_payment(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
             "payment_id": pay.payment_id,
             "status": pay.status,
             "subscription_id": pay.subscription_id,
+            "subscription_ids": subscription_ids,
             "customer_id": customer_id,
             "amount": pay.total_amount,  # charged, tax included, minor units
             "tax": pay.tax,
             "currency": pay.currency,
             "settlement_amount": pay.settlement_amount,
             "settlement_currency": pay.settlement_currency,
+            "charge_type": pay.charge_type,
             "refund_status": pay.refund_status,
             "refund_ids": [r.refund_id for r in pay.refunds],
             "error_code": pay.error_code,
@@ -490,27 +585,45 @@ def map_payment(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
             "invoice_id": pay.invoice_id,
             "retry_attempt": pay.retry_attempt,
             "is_update_payment_method": pay.is_update_payment_method,
-            "created_at": ms(pay.created_at),
+            "created_at": created_at,
             "changed_at": changed_at,
         },
     )
-    # Refunds and disputes name only the payment: link it to its customer, with its subscription.
+    # Refunds and disputes name only the payment: link it to its customer, with what it paid for.
     payment_link = link_record(
         PROVIDER,
         pay.payment_id,
         customer_payer(customer_id),
         version,
-        inherit={"subscription_id": pay.subscription_id},
+        inherit={
+            "subscription_id": pay.subscription_id,
+            "subscription_ids": subscription_ids,
+            "payment_at": created_at,
+        },
         customer_id=customer_id,
     )
-    return Effect(payer, (payment, payment_link, *links))
+    paid: list[StateRecord] = []
+    if pay.status == "succeeded":
+        # Money taken back later is compared with the newest payment that succeeded for the subscription.
+        paid_version = version_key(created_at, event_ts, delivery.event_id)
+        paid = [
+            StateRecord(
+                payer,
+                RecordKind.PAID,
+                f"{PROVIDER}:{subscription_id}",
+                paid_version,
+                {"subscription_id": subscription_id, "last_paid_at": created_at, "payment_id": pay.payment_id},
+            )
+            for subscription_id in subscription_ids
+        ]
+    return Effect(payer, (payment, payment_link, *paid, *links))
 
 
 def map_refund(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
     event = parse(RefundEvent, envelope)
     refund = event.data
     event_ts = ms(event.timestamp)
-    # Filed through the payment's link: its customer's payer, and its subscription.
+    # Filed through the payment's link: its customer's payer, and what the payment paid for.
     payer = customer_payer(refund.payment_id)
     record = StateRecord(
         payer,
@@ -520,8 +633,8 @@ def map_refund(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog
         {
             "refund_id": refund.refund_id,
             "payment_id": refund.payment_id,
-            "subscription_id": None,
-            "customer_id": refund.customer.customer_id if refund.customer else None,
+            **_FOLLOWS_ITS_PAYMENT,
+            "customer_id": refund.customer.customer_id,
             "status": refund.status,
             "amount": refund.amount,
             "currency": refund.currency,
@@ -534,12 +647,14 @@ def map_refund(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog
     return Effect(payer, (record,))
 
 
-def dispute_amount(amount: str | int) -> int:
-    """Integer minor units from Dodo's string (or number) amount; anything fractional is refused."""
-    if isinstance(amount, int):
-        return amount
+#: Facts a refund or dispute learns from its payment's link (see paygate.domain.links).
+_FOLLOWS_ITS_PAYMENT = {"subscription_id": None, "subscription_ids": None, "payment_at": None}
+
+
+def dispute_amount(amount: str) -> int:
+    """Integer minor units from Dodo's string amount; anything fractional is refused."""
     text = amount.strip()
-    if not text.lstrip("-").isdigit():
+    if not text.lstrip("-").isascii() or not text.lstrip("-").isdigit():
         raise InvalidEvent("data.amount", "must be a whole number of minor units")
     return int(text)
 
@@ -557,18 +672,50 @@ def map_dispute(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
         {
             "dispute_id": dispute.dispute_id,
             "payment_id": dispute.payment_id,
-            "subscription_id": None,
-            "customer_id": dispute.customer.customer_id if dispute.customer else None,
+            **_FOLLOWS_ITS_PAYMENT,
             "status": dispute.dispute_status,
             "stage": dispute.dispute_stage,
             "amount": dispute_amount(dispute.amount),
             "currency": dispute.currency,
             "is_resolved_by_rdr": dispute.is_resolved_by_rdr,
             "remarks": dispute.remarks,
-            "reason": dispute.reason,
             "created_at": ms(dispute.created_at),
+            # When the money was taken back, if it was: the event that says so.
             "changed_at": event_ts,
         },
+    )
+    return Effect(payer, (record,))
+
+
+def map_dunning(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
+    """``dunning.started`` / ``dunning.recovered``: when collection of a failed payment began and ended.
+
+    They say more than the subscription events where those are late or missing: a recovery (the
+    customer's new payment method was charged) restores access at once, before ``subscription.active``.
+    """
+    event = parse(DunningEvent, envelope)
+    dunning = event.data
+    event_ts = ms(event.timestamp)
+    at = ms(dunning.created_at)
+    payer = customer_payer(dunning.customer_id)
+    fields: dict[str, Any] = {
+        "subscription_id": dunning.subscription_id,
+        "status": dunning.status,
+        "trigger_state": dunning.trigger_state,
+        "payment_id": dunning.payment_id,
+        "changed_at": event_ts,
+    }
+    # Each event sets only its own time, so a recovery never erases when the attempt started.
+    if dunning.status == "recovered":
+        fields["recovered_at"] = event_ts
+    else:
+        fields["started_at"] = at
+    record = StateRecord(
+        payer,
+        RecordKind.DUNNING,
+        f"{PROVIDER}:{dunning.subscription_id}",
+        version_key(event_ts, event_ts, delivery.event_id),
+        fields,
     )
     return Effect(payer, (record,))
 
@@ -653,7 +800,7 @@ SUBSCRIPTIONS = WebhookFamily(
     name="dodo.subscriptions",
     provider=PROVIDER,
     scheme=SCHEME,
-    mappers=dict.fromkeys(SUBSCRIPTION_EVENTS, map_subscription),
+    mappers={**dict.fromkeys(SUBSCRIPTION_EVENTS, map_subscription), **dict.fromkeys(DUNNING_EVENTS, map_dunning)},
 )
 
 PAYMENTS = WebhookFamily(

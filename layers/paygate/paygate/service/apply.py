@@ -25,8 +25,10 @@ from paygate.domain.links import INHERIT, LINKED_PAYER, fill_inherited, is_link,
 from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind, RecordKind, StateRecord
 from paygate.service.layout import (
     InboxEntry,
+    history_pk,
     inbox_item,
     inbox_key,
+    partition_of,
     payer_pk,
     record_fields,
     record_key,
@@ -196,12 +198,16 @@ class ApplyService:
         if target.payer is None or target.payer == source:
             return 0
         moved = 0
-        for item in self.store.query(payer_pk(source.key), consistent=True):
+        kept = [
+            *self.store.query(payer_pk(source.key), consistent=True),
+            *self.store.query(history_pk(source.key), consistent=True),
+        ]
+        for item in kept:
             if item.get("kind") == RecordKind.CUSTOMER_LINK.value:
                 continue
             copy = {
                 **fill_inherited(item, target.inherit),
-                "pk": payer_pk(target.payer.key),
+                "pk": partition_of(target.payer.key, RecordKind(item["kind"])),
                 "payer": target.payer.key,
             }
             put = Put(copy, OlderThan(item[VERSION]))
@@ -225,8 +231,8 @@ class ApplyService:
         return self.store.get(inbox_key(family, event_id))
 
     def payer_items(self, payer_key: str) -> list[Item]:
-        """Everything stored for one payer."""
-        return self.store.query(payer_pk(payer_key))
+        """Everything stored for one payer: what it holds now, then its history."""
+        return [*self.store.query(payer_pk(payer_key)), *self.store.query(history_pk(payer_key))]
 
 
 def _bind(record: StateRecord | MergedRecord, customer: Payer | None, resolution: Resolution) -> Any:

@@ -1,11 +1,14 @@
 """The table's layout: how events and records are keyed and stored, and read back as types.
 
-One table, two kinds of item:
+One table, three kinds of partition:
 
 * ``pk = EVENT#<family>#<event_id>, sk = EVENT``: the inbox, every verified delivery with its raw
   body, type and outcome.
-* ``pk = PAYER#<payer key>, sk = <record kind>#<record id>``: a payer's state, so reading everything
-  a payer has is one Query.
+* ``pk = PAYER#<payer key>, sk = <record kind>#<record id>``: what a payer holds now (subscriptions,
+  items, balances, refunds and disputes, links), so reading it is one request of a size that does
+  not grow with the payer's history.
+* ``pk = HISTORY#<payer key>``, same sort keys: what accumulates (payments, payment attempts, credit
+  ledger entries), read only by the operator tools, paged.
 
 This is the storage edge: typed records become stored fields here (``to_fields``) and stored items
 become the types the domain reads (:func:`payer_state`), and nowhere else.
@@ -17,11 +20,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.domain.records import CreditBalance, NextPayment, PayerState, SubscriptionItem, UnreadableRecord
+from paygate.domain.records import (
+    CreditBalance,
+    NextPayment,
+    PayerState,
+    PaymentStanding,
+    Reversal,
+    ReversalKind,
+    SubscriptionItem,
+    UnreadableRecord,
+)
 from paygate.domain.state import MergedRecord, Outcome, Payer, RecordKind, StateRecord, body_fields
 from paygate.service.ports import EXPIRES_AT, VERSION, Item, Key
 
 PAYER_PREFIX = "PAYER#"
+HISTORY_PREFIX = "HISTORY#"
 EVENT_PREFIX = "EVENT#"
 INBOX_SK = "EVENT"
 
@@ -30,12 +43,20 @@ def payer_pk(payer_key: str) -> str:
     return f"{PAYER_PREFIX}{payer_key}"
 
 
+def history_pk(payer_key: str) -> str:
+    return f"{HISTORY_PREFIX}{payer_key}"
+
+
+def partition_of(payer_key: str, kind: RecordKind) -> str:
+    return history_pk(payer_key) if kind.history else payer_pk(payer_key)
+
+
 def record_sk(kind: RecordKind, record_id: str) -> str:
     return f"{kind.value}#{record_id}"
 
 
 def record_key(record: StateRecord | MergedRecord) -> Key:
-    return Key(payer_pk(record.payer.key), record_sk(record.kind, record.record_id))
+    return Key(partition_of(record.payer.key, record.kind), record_sk(record.kind, record.record_id))
 
 
 def event_pk(family: str, event_id: str) -> str:
@@ -112,6 +133,8 @@ def payer_state(items: Iterable[Mapping[str, Any]], now_ms: int) -> PayerState:
     subscription_items: list[SubscriptionItem] = []
     next_payments: dict[str, NextPayment] = {}
     credits: list[CreditBalance] = []
+    standings: dict[str, dict[str, Any]] = {}
+    reversals: list[Reversal] = []
     for item in items:
         if expired(item, now_ms):
             continue
@@ -128,6 +151,48 @@ def payer_state(items: Iterable[Mapping[str, Any]], now_ms: int) -> PayerState:
                     next_payments[item["subscription_id"]] = NextPayment(
                         at, amount if isinstance(amount, int) else None, item.get("next_payment_currency")
                     )
-        except (UnreadableRecord, TypeError):
+            elif kind == RecordKind.PAID.value:
+                standings.setdefault(item["subscription_id"], {})["last_paid_at"] = item.get("last_paid_at")
+            elif kind == RecordKind.DUNNING.value:
+                standing = standings.setdefault(item["subscription_id"], {})
+                standing.update(
+                    dunning_started_at=item.get("started_at"), dunning_recovered_at=item.get("recovered_at")
+                )
+            elif kind in (RecordKind.REFUND.value, RecordKind.DISPUTE.value):
+                reversal = _reversal(item)
+                if reversal is not None:
+                    reversals.append(reversal)
+        except (UnreadableRecord, TypeError, KeyError, ValueError):
             continue
-    return PayerState(tuple(subscription_items), next_payments, tuple(credits))
+    return PayerState(
+        tuple(subscription_items),
+        next_payments,
+        tuple(credits),
+        {sid: PaymentStanding(**facts) for sid, facts in standings.items()},
+        tuple(reversals),
+    )
+
+
+#: What a refund's or a dispute's stored status says was done with the money.
+_DISPUTE_REVERSALS = {
+    "dispute_opened": ReversalKind.DISPUTE_OPENED,
+    "dispute_challenged": ReversalKind.DISPUTE_OPENED,
+    "dispute_accepted": ReversalKind.DISPUTE_ACCEPTED,
+    "dispute_expired": ReversalKind.DISPUTE_EXPIRED,
+    "dispute_lost": ReversalKind.DISPUTE_LOST,
+}
+
+
+def _reversal(item: Mapping[str, Any]) -> Reversal | None:
+    if item["kind"] == RecordKind.REFUND.value:
+        if item.get("status") != "succeeded":
+            return None
+        kind = ReversalKind.PARTIAL_REFUND if item.get("is_partial") else ReversalKind.FULL_REFUND
+        source, at = item["refund_id"], item.get("created_at")
+    else:
+        found = _DISPUTE_REVERSALS.get(item.get("status"))  # won and cancelled: the money stayed
+        if found is None:
+            return None
+        kind, source, at = found, item["dispute_id"], item.get("changed_at")
+    subscriptions = item.get("subscription_ids") or ([item["subscription_id"]] if item.get("subscription_id") else [])
+    return Reversal(source, kind, int(at), tuple(subscriptions), item.get("payment_at"))
