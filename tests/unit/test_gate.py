@@ -385,3 +385,37 @@ def test_organization_entries_count_without_checking_the_organization_as_in_the_
     # Clerk only writes o: entries when an organization is active, and the SDK relies on that: has()
     # does not look at the organization for plans and features. paygate reads claims the same way.
     assert has(grants({"v": 2, "sub": "u", "pla": "o:team"}), plan="org:team") is True
+
+
+# -- reverification in a gate ------------------------------------------------------------------
+
+
+def test_a_reverification_gate_needs_a_fresh_enough_session():
+    gate = parse_gate({"all": [{"role": "admin"}, {"reverification": "strict"}]})
+    fresh = grants({**ORG_MEMBER, "fva": [3, 2]})
+    stale = grants({**ORG_MEMBER, "fva": [3, 12]})
+    assert gate.allows(fresh) and not gate.allows(stale)
+    assert not gate.allows(grants(ORG_MEMBER))  # no fva: a reverification check fails
+    custom = parse_gate({"reverification": {"level": "first_factor", "after_minutes": 5}})
+    assert custom.allows(grants({**B2C, "fva": [4, -1]})) and not custom.allows(grants({**B2C, "fva": [5, -1]}))
+    # Not a billing check: the store cannot change its answer.
+    assert not needs_billing(parse_gate({"reverification": "strict"}))
+    assert needs_billing(parse_gate({"all": [{"reverification": "strict"}, {"plan": "pro"}]}))
+
+
+@pytest.mark.parametrize(
+    "config", ["STRICT", "", {"level": "multiFactor", "after_minutes": 10}, {"level": "first_factor"}]
+)
+def test_a_bad_reverification_names_the_place(config):
+    with pytest.raises(ValueError, match=r"any\[0\]\.reverification"):
+        parse_gate({"any": [{"reverification": config}]})
+
+
+def test_the_route_context_carries_the_factor_ages():
+    session = session_from_claims({**ORG_MEMBER, "fva": [3, -1]})
+    context = route_context(session.user_id, session.session_id, session.org_slug, session.grants, Source.TOKEN)
+    assert context["factor_verification_age"] == "3,-1"
+    caller = caller_from_context(context)
+    assert caller.has(reverification="strict") and not caller.has(
+        reverification={"level": "multi_factor", "afterMinutes": 1}
+    )

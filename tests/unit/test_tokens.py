@@ -126,10 +126,94 @@ def test_unlisted_authorized_party(keypair):
         pem_verifier(public_pem).verify(sign(private, claims(azp="https://evil.example.test")), NOW_MS)
 
 
-def test_missing_authorized_party_passes_as_in_clerk(keypair):
-    # Clerk omits azp when the minting request had no Origin (a native app); only a present one is checked.
+def test_a_missing_authorized_party_is_refused_once_parties_are_configured(keypair):
+    # @clerk/backend 3.11.1 (assertAuthorizedPartiesClaim; its assertions.test.ts): with authorized parties
+    # set, a token without azp, or with an empty one, is refused.
     private, public_pem = keypair
-    assert pem_verifier(public_pem).verify(sign(private, claims(azp=None)), NOW_MS)["sub"] == "user_1"
+    for azp in (None, ""):
+        with pytest.raises(TokenError, match="azp"):
+            pem_verifier(public_pem).verify(sign(private, claims(azp=azp)), NOW_MS)
+    # Without configured parties azp is not looked at (development).
+    assert pem_verifier(public_pem, authorized_parties=()).verify(sign(private, claims(azp=None)), NOW_MS)
+
+
+@pytest.mark.parametrize(
+    ("cat", "accepted"),
+    [
+        (None, True),  # tokens minted before the categories
+        ("cl_B7d4PD111AAA", True),  # a session token
+        ("cl_I7d4PD111III", True),  # an instance that marks every token "ignore"
+        ("cl_B7d4PD222AAA", False),  # a JWT template: its claims are whatever the template says
+        ("cl_B7d4PD333AAA", False),  # machine to machine
+        ("cl_unknown", False),
+        ("", False),
+    ],
+)
+def test_only_session_token_categories_are_accepted(keypair, cat, accepted):
+    # @clerk/backend tokens/jwtCategories.ts and request.ts: a present cat other than session or
+    # ignore is signed out (token-type-mismatch).
+    private, public_pem = keypair
+    headers = {} if cat is None else {"cat": cat}
+    token = sign(private, claims(), **headers)
+    if accepted:
+        assert pem_verifier(public_pem).verify(token, NOW_MS)["sub"] == "user_1"
+    else:
+        with pytest.raises(TokenError, match="not a session token"):
+            pem_verifier(public_pem).verify(token, NOW_MS)
+
+
+def test_a_machine_subject_is_not_a_session(keypair):
+    # @clerk/backend tokens/machine.ts isM2MJwt: a subject starting mch_ is a machine.
+    private, public_pem = keypair
+    with pytest.raises(TokenError, match="machine token"):
+        pem_verifier(public_pem).verify(sign(private, claims(sub="mch_2x")), NOW_MS)
+
+
+@pytest.mark.parametrize("name", ["nbf", "iat"])
+def test_a_null_nbf_or_iat_is_refused(keypair, name):
+    # @clerk/backend jwt/assertions.ts: only an absent nbf / iat is skipped; null is not a number.
+    private, public_pem = keypair
+    payload = {**claims(), name: None}
+    with pytest.raises(TokenError, match=name):
+        pem_verifier(public_pem).verify(sign(private, payload), NOW_MS)
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+def test_times_must_be_finite(keypair, name):
+    # JSON's 1e400 is infinity in Python: an exp that never expires.
+    private, public_pem = keypair
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k1"}).encode())
+    body = json.dumps(claims()).replace(f'"{name}": ', f'"{name}": 1e400, "_{name}": ')
+    payload = b64(body.encode())
+    signing_input = f"{header}.{payload}".encode()
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signature = b64(private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256()))
+    with pytest.raises(TokenError, match="finite"):
+        pem_verifier(public_pem).verify(f"{header}.{payload}.{signature}", NOW_MS)
+
+
+@pytest.mark.parametrize(
+    ("claim", "value", "accepted"),
+    [
+        ("exp", NOW_S - 4, True),  # inside the 5 s skew
+        ("exp", NOW_S - 4.5, False),  # cut to whole seconds, as Clerk does: now - 5, expired
+        ("exp", NOW_S - 5, False),  # exactly the skew: expired (<=)
+        ("nbf", NOW_S + 5, True),  # exactly the skew: accepted
+        ("nbf", NOW_S + 5.9, True),  # cut to now + 5
+        ("nbf", NOW_S + 6, False),
+    ],
+)
+def test_times_are_whole_seconds_with_clerks_skew_edges(keypair, claim, value, accepted):
+    # @clerk/backend jwt/assertions.ts (and its tests): new Date(0).setUTCSeconds(x) drops the fraction.
+    private, public_pem = keypair
+    token = sign(private, claims(**{claim: value}))
+    if accepted:
+        assert pem_verifier(public_pem).verify(token, NOW_MS)
+    else:
+        with pytest.raises(TokenError):
+            pem_verifier(public_pem).verify(token, NOW_MS)
 
 
 def test_alg_none(keypair):

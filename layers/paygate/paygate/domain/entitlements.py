@@ -144,7 +144,7 @@ def entitlements_of(
 def store_grants(token: Grants, user: PayerEntitlements | None, org: PayerEntitlements | None) -> Grants:
     """The token's caller holding what the store grants instead of what the token carries.
 
-    Identity (user, organization, role) stays the token's. A permission keeps counting only while
+    Identity (user, organization, role, factor verification) stays the token's. A permission keeps counting only while
     the organization's stored plans have its feature: the store can take a permission away
     (a canceled plan) but cannot add one, since which permissions a member has lives in the token.
     """
@@ -152,10 +152,8 @@ def store_grants(token: Grants, user: PayerEntitlements | None, org: PayerEntitl
     org_features = org_ent.features if org_ent else frozenset()
     # org:<feature>:<action> - the feature is the second part.
     permissions = frozenset(p for p in token.org_permissions if p.partition(":")[2].partition(":")[0] in org_features)
-    return Grants(
-        user_id=token.user_id,
-        org_id=token.org_id,
-        org_role=token.org_role,
+    return replace(
+        token,
         org_permissions=permissions,
         plans=Scoped.of(org_ent.plans if org_ent else (), user.plans if user else ()),
         features=Scoped.of(org_features, user.features if user else ()),

@@ -6,6 +6,8 @@ The semantics follow ``@clerk/shared`` (see docs/reference/clerk-session-tokens.
   entry, ``org:x`` / ``o:x`` / ``organization:x`` only an organization entry.
 * ``role`` / ``permission``: ``org:`` is added when missing; both need an active organization, and a
   permission only exists when the organization's plan has the feature it belongs to.
+* ``reverification``: a preset (``strict_mfa``, ``strict``, ``moderate``, ``lax``) or a level and a
+  number of minutes: the session's factors were verified recently enough (the token's ``fva``).
 * Several keys in one check are ANDed; a check that asks nothing is ``False``.
 
 Where the SDK has quirks (``org:a:b`` queries, ``org:`` with an empty id) paygate answers ``False``.
@@ -18,11 +20,12 @@ Clerk's format and lives with the Clerk provider (:mod:`paygate.providers.clerk_
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from paygate.domain.plans import Plan, PlanScope
 from paygate.domain.state import PayerKind
@@ -75,6 +78,8 @@ class Grants:
     org_permissions: frozenset[str] = frozenset()
     plans: Scoped = field(default_factory=Scoped)
     features: Scoped = field(default_factory=Scoped)
+    #: Minutes since the session's first and second factor were verified (``-1``: not enabled).
+    factor_verification_age: tuple[float, float] | None = None
 
     def without_billing(self) -> Grants:
         """The same caller holding no plan, feature or (feature-tied) permission."""
@@ -89,6 +94,65 @@ class CheckKind(StrEnum):
     FEATURE = "feature"
     PERMISSION = "permission"
     ROLE = "role"
+    REVERIFICATION = "reverification"
+
+
+type FactorLevel = Literal["first_factor", "second_factor", "multi_factor"]
+_LEVELS = ("first_factor", "second_factor", "multi_factor")
+
+
+@dataclass(frozen=True, slots=True)
+class Reverification:
+    """Clerk's reverification config: which factors, verified within how many minutes."""
+
+    level: FactorLevel
+    after_minutes: float
+
+    @classmethod
+    def parse(cls, config: Any) -> Reverification | None:
+        """Clerk's ``validateReverificationConfig``: a preset name, or a level and minutes (> 0)."""
+        if isinstance(config, str):
+            preset = _PRESETS.get(config)
+            return cls(*preset) if preset else None
+        if isinstance(config, Mapping):
+            level = config.get("level")
+            minutes = config.get("after_minutes", config.get("afterMinutes"))
+            if level in _LEVELS and _is_number(minutes) and minutes > 0:
+                return cls(level, float(minutes))
+        return None
+
+    def fresh(self, age: tuple[float, float] | None) -> bool:
+        """Clerk's ``checkReverificationAuthorization`` over the token's ``fva``."""
+        if age is None:
+            return False
+        first, second = age
+        if first == -1 and second == -1:
+            return False
+
+        def recent(minutes: float) -> bool:
+            return minutes != -1 and self.after_minutes > minutes
+
+        match self.level:
+            case "first_factor":
+                return recent(first)
+            case "second_factor":
+                return recent(first) if second == -1 else recent(second)
+            case _:  # multi_factor: both, or the first when no second factor is enabled
+                if second == -1:
+                    return recent(first)
+                return first != -1 and recent(first) and recent(second)
+
+
+_PRESETS: dict[str, tuple[FactorLevel, float]] = {
+    "strict_mfa": ("multi_factor", 10),
+    "strict": ("second_factor", 10),
+    "moderate": ("second_factor", 60),
+    "lax": ("second_factor", 1440),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
 
 
 #: Checks whose answer depends on what the payer pays for (a role does not).
@@ -107,10 +171,15 @@ class Check:
     scope: PayerKind | None
     #: The slug of a plan or feature; the ``org:``-prefixed key of a role or permission.
     key: str
+    #: The parsed config of a reverification check.
+    reverification: Reverification | None = None
 
     @classmethod
     def parse(cls, kind: CheckKind, value: Any) -> Check | None:
         """The check ``has({kind: value})`` makes, or ``None`` for a query Clerk can never match."""
+        if kind is CheckKind.REVERIFICATION:
+            config = Reverification.parse(value)
+            return cls(kind, str(value), None, "", config) if config else None
         if not isinstance(value, str):
             return None
         if kind in (CheckKind.PLAN, CheckKind.FEATURE):
@@ -131,6 +200,8 @@ class Check:
                 return bool(grants.org_id and grants.org_role and _with_org(grants.org_role) == self.key)
             case CheckKind.PERMISSION:
                 return bool(grants.org_id) and self.key in grants.org_permissions
+            case CheckKind.REVERIFICATION:
+                return self.reverification is not None and self.reverification.fresh(grants.factor_verification_age)
 
     def checks(self) -> Iterable[Check]:
         yield self
@@ -143,9 +214,16 @@ def has(
     feature: str | None = None,
     role: str | None = None,
     permission: str | None = None,
+    reverification: str | Mapping[str, Any] | None = None,
 ) -> bool:
     """Clerk's ``has()``: every asked key must hold; asking nothing is ``False``; no user is ``False``."""
-    asked = {CheckKind.PLAN: plan, CheckKind.FEATURE: feature, CheckKind.ROLE: role, CheckKind.PERMISSION: permission}
+    asked = {
+        CheckKind.PLAN: plan,
+        CheckKind.FEATURE: feature,
+        CheckKind.ROLE: role,
+        CheckKind.PERMISSION: permission,
+        CheckKind.REVERIFICATION: reverification,
+    }
     checks = [Check.parse(kind, value) for kind, value in asked.items() if value is not None]
     return bool(checks) and all(c is not None and c.allows(grants) for c in checks)
 
@@ -242,7 +320,7 @@ def payer_kinds(gate: Gate, org_active: bool) -> frozenset[PayerKind]:
     return frozenset(kinds)
 
 
-_GATE_KEYS = ("plan", "feature", "permission", "role", "all", "any", "signed_in")
+_GATE_KEYS = ("plan", "feature", "permission", "role", "reverification", "all", "any", "signed_in")
 
 
 def parse_gate(raw: Any, plans: Mapping[str, Plan] | None = None, where: str = "") -> Gate:
@@ -287,6 +365,14 @@ def parse_gate(raw: Any, plans: Mapping[str, Plan] | None = None, where: str = "
 
 
 def _parse_check(kind: CheckKind, value: Any, at: str) -> Check:
+    if kind is CheckKind.REVERIFICATION:
+        check = Check.parse(kind, value)
+        if check is None:
+            raise GateError(
+                f"{at}: {value!r} is not a reverification: one of {', '.join(_PRESETS)}, or "
+                "{ level = first_factor | second_factor | multi_factor, after_minutes = <minutes> }"
+            )
+        return check
     if not isinstance(value, str) or not value:
         raise GateError(f"{at}: must be a non-empty string")
     check = Check.parse(kind, value)
@@ -302,7 +388,7 @@ def _parse_check(kind: CheckKind, value: Any, at: str) -> Check:
 
 
 def _check_catalog(check: Check, plans: Mapping[str, Plan], at: str) -> None:
-    if check.kind is CheckKind.ROLE:
+    if check.kind in (CheckKind.ROLE, CheckKind.REVERIFICATION):
         return
     if check.kind is CheckKind.PERMISSION:
         feature = check.key[4:].partition(":")[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,6 +34,11 @@ from paygate.settings import TokenSettings
 __all__ = ["JwksCache", "KeyUnavailable", "TokenError", "TokenSettings", "TokenVerifier", "parse_jwks"]
 
 ALGORITHM = "RS256"
+#: Clerk's JWT categories (header ``cat``) that are session tokens: a session, and "ignore" for instances
+#: that mark every token so. A token without ``cat`` predates the categories and is a session token.
+SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
+#: Clerk's machine-to-machine tokens have a machine as subject.
+MACHINE_SUBJECT_PREFIX = "mch_"
 #: Clerk tokens are well under 4 KB; refuse anything absurd before parsing it.
 MAX_TOKEN_BYTES = 16 * 1024
 #: A JWKS is refetched for an unknown ``kid`` at most this often, so forged kids cannot hammer it.
@@ -211,6 +217,10 @@ class TokenVerifier:
         if "crit" in header:
             # RFC 7515 §4.1.11: extensions we do not understand must make the token invalid.
             raise TokenError("the token header has critical extensions (crit)")
+        if "cat" in header and header["cat"] not in SESSION_CATEGORIES:
+            # Clerk signs JWT templates and machine tokens with the same key; its SDK refuses them as
+            # sessions (a template carries whatever claims it was given, and outlives the session).
+            raise TokenError("the token is not a session token (its category, cat, is another kind)")
         key = self._key(header, now_ms)
         try:
             signature = _b64decode(signature_b64)
@@ -246,29 +256,33 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise TokenError("the token has no subject (sub)")
+        if sub.startswith(MACHINE_SUBJECT_PREFIX):
+            raise TokenError("the token is a machine token, not a session token")
         exp = claims.get("exp")
-        if not _is_number(exp):
-            raise TokenError("the token has no numeric expiry (exp)")
-        if exp * 1000 <= now_ms - skew_ms:
+        if not _is_time(exp):
+            raise TokenError("the token has no finite numeric expiry (exp)")
+        # As Clerk's SDK: times are whole seconds (a fraction is cut off), with the skew on both sides.
+        if math.trunc(exp) * 1000 <= now_ms - skew_ms:
             raise TokenError("the token has expired")
         for name in ("nbf", "iat"):
-            value = claims.get(name)
-            if value is None:
+            if name not in claims:
                 continue
-            if not _is_number(value):
-                raise TokenError(f"the token's {name} is not a number")
-            if value * 1000 > now_ms + skew_ms:
+            value = claims[name]
+            if not _is_time(value):  # null too: present, but not a time
+                raise TokenError(f"the token's {name} is not a finite number")
+            if math.trunc(value) * 1000 > now_ms + skew_ms:
                 raise TokenError(
                     "the token is not valid yet" if name == "nbf" else "the token was issued in the future"
                 )
         if claims.get("iss") != self.settings.issuer:
             raise TokenError("the token issuer (iss) is not the configured issuer")
-        azp = claims.get("azp")
-        if azp is not None and self.settings.authorized_parties:
-            # As Clerk: a token without azp (no Origin, e.g. a native app) passes; a present one must be listed.
-            if azp not in self.settings.authorized_parties:
-                raise TokenError("the token's authorized party (azp) is not allowed")
+        if self.settings.authorized_parties:
+            # As Clerk's SDK (since @clerk/backend 3.11.1): once parties are configured, azp must be one.
+            azp = claims.get("azp")
+            if not isinstance(azp, str) or azp not in self.settings.authorized_parties:
+                raise TokenError("the token's authorized party (azp) is missing or not allowed")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_time(value: Any) -> bool:
+    """A JSON number that is a time: finite (``1e400`` parses to infinity and would never expire)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

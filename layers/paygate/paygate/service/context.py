@@ -35,6 +35,7 @@ def route_context(
         "org_permissions": ",".join(sorted(grants.org_permissions)),
         "plans": _encode(grants.plans),
         "features": _encode(grants.features),
+        "factor_verification_age": ",".join(f"{a:g}" for a in grants.factor_verification_age or ()),
         "source": source.value,
     }
 
@@ -60,9 +61,12 @@ class Caller:
         feature: str | None = None,
         role: str | None = None,
         permission: str | None = None,
+        reverification: str | Mapping[str, Any] | None = None,
     ) -> bool:
         """``has()`` over what the authorizer granted, for finer checks inside a route."""
-        return has(self.grants, plan=plan, feature=feature, role=role, permission=permission)
+        return has(
+            self.grants, plan=plan, feature=feature, role=role, permission=permission, reverification=reverification
+        )
 
     def plan_slugs(self) -> list[str]:
         return self.grants.plans.all()
@@ -90,6 +94,7 @@ def caller_from_context(context: Mapping[str, Any] | None) -> Caller | None:
         org_permissions=frozenset(p for p in str(permissions).split(",") if p),
         plans=_decode(context.get("plans")),
         features=_decode(context.get("features")),
+        factor_verification_age=_ages(context.get("factor_verification_age")),
     )
     return Caller(user_id, grants, source, _text(context.get("session_id")), _text(context.get("org_slug")))
 
@@ -113,6 +118,14 @@ def _decode(text: Any) -> Scoped:
         if value and scope in ("u", "o"):
             (user if scope == "u" else org).append(value)
     return Scoped(tuple(org), tuple(user))
+
+
+def _ages(text: Any) -> tuple[float, float] | None:
+    try:
+        first, second = (float(part) for part in str(text or "").split(","))
+    except ValueError:
+        return None
+    return (first, second)
 
 
 def _text(value: Any) -> str | None:
