@@ -135,3 +135,22 @@ def test_store_outage_answers_503(gateway: Gateway, monkeypatch, pla):
 def test_no_token_is_denied(gateway: Gateway):
     assert gateway.request(ROUTE).status == 401
     assert gateway.request(ROUTE, headers={"authorization": "Bearer not-a-jwt"}).status == 403
+
+
+@pytest.mark.parametrize(
+    ("org", "visible"),
+    [
+        ({"id": ORG, "rol": "member"}, False),
+        ({"id": ORG, "rol": "admin"}, True),
+        # Clerk's billing system permission, tied to its sys_billing feature in the token.
+        ({"id": ORG, "rol": "billing_manager", "per": "read", "fpm": "1"}, True),
+    ],
+)
+def test_organization_billing_is_shown_only_to_billing_roles_and_permissions(gateway: Gateway, sender, org, visible):
+    applied(sender, "clerk/subscription.active.org.json")
+    fea = "o:sys_billing" if "per" in org else ""
+    body = gateway.request(ROUTE, gateway.token(org=org, fea=fea)).body
+    organization = body["organization"]
+    assert organization["billing_visible"] is visible
+    assert bool(organization["subscriptions"]) is visible
+    assert organization["plans"] == ["team"]  # what the organization holds is not billing

@@ -426,6 +426,23 @@ def test_unusable_authorization_headers_are_denied(gateway, header):
     assert answer == {"isAuthorized": False}
 
 
+@pytest.mark.parametrize("header", ["\u00a0", "\u3000", "\x85", "\u2028", "\x0b", "", " ", "\t"])
+def test_a_present_authorization_header_never_lets_the_cookie_decide(gateway, header):
+    # API Gateway sees the header as present and caches the decision under its value (with the route):
+    # if the cookie decided, everyone sending the same header would get this user's decision.
+    token = gateway.token(pla="u:pro", fea="u:export")
+    answer = gateway.authorize("GET /pro/export", headers={"authorization": header, "cookie": f"__session={token}"})
+    assert answer == {"isAuthorized": False}
+
+
+def test_only_space_and_tab_are_trimmed_and_the_header_must_be_ascii(gateway):
+    token = gateway.token(pla="u:pro", fea="u:export")
+    assert gateway.authorize("GET /pro/export", headers={"authorization": f" \tBearer \t{token}\t "})["isAuthorized"]
+    assert gateway.authorize("GET /pro/export", headers={"authorization": f"Bearer {token}\u00a0"}) == {
+        "isAuthorized": False
+    }
+
+
 def test_a_bare_token_in_the_header_is_accepted(gateway):
     token = gateway.token(pla="u:pro", fea="u:export")
     assert gateway.authorize("GET /pro/export", headers={"authorization": token})["isAuthorized"] is True

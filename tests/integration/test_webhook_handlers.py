@@ -73,3 +73,35 @@ def test_a_missing_secret_is_our_fault_and_says_so(table, monkeypatch):
     response = invoke("ClerkSubscriptionsFunction", http_event("POST", "/x", body="{}", headers={}))
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["error"] == "misconfigured"
+
+
+def test_a_bad_secret_in_the_environment_fails_the_cold_start_naming_its_position(tmp_path):
+    import subprocess
+    import sys
+
+    from paygate_dev import LAYER_DIR, ROOT
+
+    script = (
+        f"import sys; sys.path[:0] = [{str(LAYER_DIR)!r}, {str(ROOT / 'functions' / 'dodo_payments')!r}]\nimport app\n"
+    )
+    good = new_secret()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_REGION": "us-east-1",
+        "TABLE_NAME": "t",
+        "WEBHOOK_SECRET": f"{good},whsec_AA==",
+    }
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode != 0
+    assert "webhook signing secret 2 of 2 is 1 bytes long" in done.stderr
+    assert good not in done.stderr and "AA==" not in done.stderr
+
+
+def test_a_bad_secret_from_secrets_manager_answers_500_naming_its_position(sender):
+    answer = sender.post(
+        "ClerkSubscriptionsFunction", sample("clerk/subscription.created.json"), configured=f"{sender.secret},whsec_"
+    )
+    assert (answer.status, answer.body["error"]) == (500, "misconfigured")
+    assert "secret 2 of 2" in answer.body["message"]

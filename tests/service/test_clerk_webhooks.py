@@ -283,3 +283,18 @@ def test_expired_is_a_status_not_an_event(sender, store):
     assert state(store)[PRO_ITEM_SK]["status"] == "expired"
     unknown = dict(expired, type="subscriptionItem.expired")
     assert sender.post(SUBS, body_of(unknown), msg_id="msg_expired").body["outcome"] == "ignored"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"type": "subscription.created", "timestamp": ' + b"9" * 5000 + b"}", "number too long"),
+    ],
+)
+def test_signed_pathological_json_is_quarantined_not_crashed_on(sender, store, body, message):
+    answer = sender.post(SUBS, body, msg_id="msg_pathological")
+    assert (answer.status, answer.body["error"], answer.body["field"]) == (400, "invalid_event", "body")
+    assert message in answer.body["message"]
+    kept = store.event("clerk.subscriptions", "msg_pathological")
+    assert kept["outcome"] == "quarantined" and kept["body"] == body.decode()

@@ -38,3 +38,16 @@ def test_a_missing_or_broken_file_says_so(tmp_path):
     broken.write_text("[plans\n")
     with pytest.raises(CatalogError, match="not valid TOML"):
         load_catalog(broken)
+
+
+def test_who_sees_organization_billing_is_a_gate_in_the_catalog():
+    from paygate.domain.gate import Grants
+
+    default = parse_catalog({}).organization_billing
+    assert default.allows(Grants("u", "o", "org:admin"))
+    assert default.allows(Grants("u", "o", "org:member", frozenset({"org:sys_billing:read"})))
+    assert not default.allows(Grants("u", "o", "org:member"))
+    custom = parse_catalog({"account": {"organization_billing": {"role": "org:owner"}}}).organization_billing
+    assert custom.allows(Grants("u", "o", "org:owner")) and not custom.allows(Grants("u", "o", "org:admin"))
+    with pytest.raises(CatalogError, match=r"account\.organization_billing"):
+        parse_catalog({"account": {"organization_billing": {"plans": "x"}}})

@@ -5,7 +5,7 @@ import time
 import pytest
 from svix.webhooks import Webhook as SvixWebhook
 
-from paygate.infra.signature import SignatureError, SignatureVerifier
+from paygate.infra.signature import SignatureError, SignatureVerifier, check_secrets
 from paygate_dev.signing import new_secret, signed_headers
 
 BODY = b'{"type":"subscription.created","data":{}}'
@@ -99,3 +99,28 @@ def test_a_bad_secret_configuration_fails_without_echoing_it(configured):
         SignatureVerifier(configured)
     for secret in configured:
         assert secret not in str(raised.value) or secret == "whsec_"
+
+
+@pytest.mark.parametrize(
+    ("configured", "message"),
+    [
+        (["whsec_AA=="], "secret 1 of 1 is 1 bytes long"),  # a one-byte key: forgeable in 256 tries
+        (["whsec_AA"], "secret 1 of 1 is not base64"),  # unpadded: only a lenient decoder reads it
+        (["whsec_" + "A" * 28], "secret 1 of 1 is 21 bytes long"),
+        (["whsec_"], "secret 1 of 1 is 0 bytes long"),
+        (["whsec_%%%"], "secret 1 of 1 is not base64"),
+        (["whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n"], "not base64"),  # lenient decoding dropped the newline
+    ],
+)
+def test_secrets_are_decoded_strictly_and_must_be_long_enough(configured, message):
+    with pytest.raises(ValueError, match=message) as raised:
+        check_secrets(configured)
+    assert all(secret.removeprefix("whsec_") not in str(raised.value) for secret in configured if len(secret) > 6)
+
+
+def test_a_bad_entry_in_a_rotation_is_named_by_its_position(secret):
+    with pytest.raises(ValueError, match="secret 2 of 3") as raised:
+        check_secrets([secret, "whsec_", new_secret()])
+    assert secret not in str(raised.value)
+    check_secrets([secret, new_secret()])  # both good: accepted
+    check_secrets(["whsec_" + "A" * 32])  # exactly 24 bytes: the shortest accepted

@@ -497,3 +497,27 @@ def test_jwks_cache_with_an_injected_fetch(keypair):
     verifier = TokenVerifier(TokenSettings(issuer=ISSUER, jwks_url=cache.url), jwks=cache)
     verifier.verify(sign(private, claims(), kid="k1"), NOW_MS)
     assert calls == [cache.url]
+
+
+def test_a_failed_jwks_fetch_is_remembered_so_forged_kids_cannot_hammer_it(keypair):
+    private, _ = keypair
+    calls: list[int] = []
+    up = {"now": False}
+
+    def fetch(url: str) -> bytes:
+        calls.append(1)
+        if not up["now"]:
+            raise TimeoutError("the JWKS does not answer")
+        return json.dumps({"keys": [jwk(private, "k1")]}).encode()
+
+    cache = JwksCache("https://clerk.example.test/.well-known/jwks.json", fetch=fetch, min_refresh_ms=30_000)
+    verifier = TokenVerifier(TokenSettings(issuer=ISSUER, jwks_url=cache.url), jwks=cache)
+    for i in range(20):  # a burst of tokens naming made-up kids while the JWKS is down
+        with pytest.raises(KeyUnavailable):
+            verifier.verify(sign(private, claims(), kid=f"forged-{i}"), NOW_MS + i)
+    assert len(calls) == 1
+    up["now"] = True
+    with pytest.raises(KeyUnavailable):  # still inside the interval: no new fetch yet
+        verifier.verify(sign(private, claims(), kid="k1"), NOW_MS + 29_999)
+    assert verifier.verify(sign(private, claims(), kid="k1"), NOW_MS + 30_000)["sub"] == "user_1"
+    assert len(calls) == 2

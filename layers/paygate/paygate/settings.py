@@ -125,10 +125,9 @@ def webhook_secrets(settings: WebhookSettings) -> list[str]:
 
 
 def _secret_value(arn: str) -> str:
-    # Imported here: only functions deployed with Secrets Manager pay for it.
-    from aws_lambda_powertools.utilities import parameters
+    from paygate.infra.secrets import secret_value  # only functions deployed with Secrets Manager import it
 
-    return str(parameters.get_secret(arn, max_age=300))
+    return secret_value(arn)
 
 
 # -- readers -------------------------------------------------------------------------------------

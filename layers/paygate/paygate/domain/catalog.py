@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paygate.domain.access import DEFAULT_REVOKE_ON
-from paygate.domain.gate import Gate, GateError, parse_gate
+from paygate.domain.gate import AnyOf, Check, CheckKind, Gate, GateError, parse_gate
 from paygate.domain.plans import Plan, PlanScope
 from paygate.domain.records import ReversalKind
 
@@ -21,6 +21,22 @@ __all__ = ["Catalog", "CatalogError", "Plan", "PlanScope", "parse_catalog"]
 
 #: ``METHOD /path`` as API Gateway names a route (``ANY`` included), or its ``$default`` route.
 ROUTE_KEY = re.compile(r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /\S*|\$default)$")
+
+
+#: Who may see an organization's subscriptions, next payments and credits on the account API, unless
+#: the catalog says otherwise: an admin, or a member with Clerk's billing system permissions (the ones
+#: Clerk's own organization billing views require).
+DEFAULT_ORGANIZATION_BILLING: Gate = AnyOf(
+    tuple(
+        check
+        for kind, value in (
+            (CheckKind.ROLE, "org:admin"),
+            (CheckKind.PERMISSION, "org:sys_billing:read"),
+            (CheckKind.PERMISSION, "org:sys_billing:manage"),
+        )
+        if (check := Check.parse(kind, value)) is not None
+    )
+)
 
 
 class CatalogError(ValueError):
@@ -36,6 +52,8 @@ class Catalog:
     routes: Mapping[str, Gate] = field(default_factory=dict)
     #: Which ways of taking money back end the access the payment bought (``[revoke_on]``).
     revoke_on: frozenset[ReversalKind] = DEFAULT_REVOKE_ON
+    #: Who may see an organization's billing on the account API (``[account] organization_billing``).
+    organization_billing: Gate = DEFAULT_ORGANIZATION_BILLING
 
     def plan_for_product(self, product_id: str) -> str | None:
         return self.products.get(product_id)
@@ -56,9 +74,9 @@ def parse_catalog(raw: Mapping[str, Any], source: str = "paygate.toml") -> Catal
     def fail(where: str, why: str) -> CatalogError:
         return CatalogError(f"{source}: {where}: {why}")
 
-    unknown = set(raw) - {"plans", "products", "routes", "revoke_on"}
+    unknown = set(raw) - {"plans", "products", "routes", "revoke_on", "account"}
     if unknown:
-        raise fail(", ".join(sorted(unknown)), "unknown section (expected plans, products, routes, revoke_on)")
+        raise fail(", ".join(sorted(unknown)), "unknown section (expected plans, products, routes, revoke_on, account)")
     plans: dict[str, Plan] = {}
     for slug, entry in (raw.get("plans") or {}).items():
         where = f"plans.{slug}"
@@ -107,4 +125,20 @@ def parse_catalog(raw: Mapping[str, Any], source: str = "paygate.toml") -> Catal
         if not isinstance(revokes, bool):
             raise fail(f"revoke_on.{name}", "must be true or false")
         (revoke_on.add if revokes else revoke_on.discard)(kind)
-    return Catalog(plans=plans, products=products, routes=routes, revoke_on=frozenset(revoke_on))
+    account = raw.get("account") or {}
+    if not isinstance(account, Mapping) or set(account) - {"organization_billing"}:
+        raise fail("account", "only organization_billing may be set, as a gate")
+    organization_billing = DEFAULT_ORGANIZATION_BILLING
+    if "organization_billing" in account:
+        try:
+            # Any role or permission may be named here (Clerk's system permissions are not plan features).
+            organization_billing = parse_gate(account["organization_billing"], None)
+        except GateError as exc:
+            raise fail("account.organization_billing", str(exc)) from None
+    return Catalog(
+        plans=plans,
+        products=products,
+        routes=routes,
+        revoke_on=frozenset(revoke_on),
+        organization_billing=organization_billing,
+    )

@@ -8,6 +8,7 @@ real ``svix`` library to prove the two agree.
 
 from __future__ import annotations
 
+import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookV
 
 #: The scheme's own tolerance, enforced by ``standardwebhooks``; stated here for the docs and errors.
 TIMESTAMP_TOLERANCE_SECONDS = 5 * 60
+
+#: Svix and Standard Webhooks generate 24- or 32-byte keys; anything shorter is guessable.
+MIN_SECRET_BYTES = 24
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 
 SVIX_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -47,14 +52,29 @@ class StandardWebhooks:
         return SignatureVerifier(secrets, self.header_styles)
 
 
+def check_secrets(secrets: Sequence[str]) -> None:
+    """Refuse a configuration a delivery could not be safely verified with: no secret, or one that is not
+    strict base64 (after ``whsec_``) of at least :data:`MIN_SECRET_BYTES` bytes. The message names the
+    entry's position, never its value."""
+    if not secrets:
+        raise ValueError("no webhook signing secret is configured")
+    for position, secret in enumerate(secrets, start=1):
+        where = f"webhook signing secret {position} of {len(secrets)}"
+        try:
+            key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{where} is not base64 after 'whsec_'") from None
+        if len(key) < MIN_SECRET_BYTES:
+            raise ValueError(f"{where} is {len(key)} bytes long; at least {MIN_SECRET_BYTES} are required")
+
+
 class SignatureVerifier:
     """Verifies a body against every configured secret, so a secret can be rotated without downtime."""
 
     def __init__(
         self, secrets: Sequence[str], header_styles: tuple[tuple[str, str, str], ...] = (SVIX_HEADERS, STANDARD_HEADERS)
     ) -> None:
-        if not secrets:
-            raise ValueError("no webhook signing secret is configured")
+        check_secrets(secrets)
         try:
             self._webhooks = tuple(Webhook(secret) for secret in secrets)
         except (EmptyWebhookSecretError, binascii.Error, ValueError) as exc:

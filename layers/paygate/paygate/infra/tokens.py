@@ -102,6 +102,8 @@ class JwksCache:
         self.min_refresh_ms = min_refresh_ms
         self.keys: dict[str, RSAPublicKey] = {}
         self.fetched_at_ms: int | None = None
+        #: When the last fetch failed (cleared by a successful one).
+        self.failed_at_ms: int | None = None
         self.fetches = 0
 
     def key(self, kid: str, now_ms: int) -> RSAPublicKey:
@@ -110,23 +112,30 @@ class JwksCache:
         try:
             return self.keys[kid]
         except KeyError:
+            if self.failed_at_ms is not None and not self.keys:
+                raise KeyUnavailable("the JWKS could not be fetched recently; retrying later") from None
             raise TokenError("the token's key id (kid) is not in the JWKS") from None
 
     def _may_refresh(self, now_ms: int) -> bool:
-        return self.fetched_at_ms is None or now_ms - self.fetched_at_ms >= self.min_refresh_ms
+        # A failed fetch counts as an attempt too: while the JWKS is down, forged kids cannot make every
+        # request wait for a fetch that times out.
+        last = max((t for t in (self.fetched_at_ms, self.failed_at_ms) if t is not None), default=None)
+        return last is None or now_ms - last >= self.min_refresh_ms
 
     def _refresh(self, now_ms: int) -> None:
         self.fetches += 1
         try:
             raw = self._fetch(self.url)
+            if len(raw) > _MAX_JWKS_BYTES:
+                raise KeyUnavailable("the JWKS is too large")
+            keys = parse_jwks(raw)
         except KeyUnavailable:
+            self.failed_at_ms = now_ms
             raise
         except Exception as exc:  # noqa: BLE001 - any network fault is the same to the caller: no keys
+            self.failed_at_ms = now_ms
             raise KeyUnavailable(f"the JWKS could not be fetched ({type(exc).__name__})") from None
-        if len(raw) > _MAX_JWKS_BYTES:
-            raise KeyUnavailable("the JWKS is too large")
-        self.keys = parse_jwks(raw)
-        self.fetched_at_ms = now_ms
+        self.keys, self.fetched_at_ms, self.failed_at_ms = keys, now_ms, None
 
 
 def parse_jwks(raw: bytes) -> dict[str, RSAPublicKey]:

@@ -119,6 +119,11 @@ def load_json_object(body: bytes) -> dict[str, Any]:
         parsed = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidEvent("body", f"not valid JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise InvalidEvent("body", "the JSON is nested too deeply to read") from None
+    except ValueError:
+        # Python refuses integers of more than 4,300 digits (a denial-of-service guard).
+        raise InvalidEvent("body", "the JSON holds a number too long to read") from None
     if not isinstance(parsed, dict):
         raise InvalidEvent("body", "the body is not a JSON object")
     return parsed

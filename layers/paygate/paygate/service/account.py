@@ -64,10 +64,14 @@ def account_view(
     user_part = _payer_view(user, token_plans.user, token_features.user, catalog)
     org_part = None
     if org is not None:
+        # An organization's subscriptions, next payments and credits are its billing: shown only to the
+        # roles and permissions the catalog names (Clerk's own billing views refuse other members).
+        visible = catalog.organization_billing.allows(caller.grants)
         org_part = {
-            **_payer_view(org, token_plans.org, token_features.org, catalog),
+            **_payer_view(org, token_plans.org, token_features.org, catalog, billing=visible),
             "slug": caller.org_slug,
             "role": caller.grants.org_role,
+            "billing_visible": visible,
         }
     parts = [user_part, *([org_part] if org_part else [])]
     return {
@@ -82,15 +86,19 @@ def account_view(
 
 
 def _payer_view(
-    held: PayerEntitlements, token_plans: tuple[str, ...], token_features: tuple[str, ...], catalog: Catalog
+    held: PayerEntitlements,
+    token_plans: tuple[str, ...],
+    token_features: tuple[str, ...],
+    catalog: Catalog,
+    billing: bool = True,
 ) -> dict[str, Any]:
     plans = set(held.plans) | set(token_plans)
     return {
         "id": held.payer.id,
         "plans": sorted(plans),
         "features": sorted(set(held.features) | set(token_features) | catalog.features_of(token_plans)),
-        "subscriptions": [s.to_json() for s in held.subscriptions],
-        "credits": [c.to_json() for c in held.credits],
+        "subscriptions": [s.to_json() for s in held.subscriptions] if billing else [],
+        "credits": [c.to_json() for c in held.credits] if billing else [],
     }
 
 

@@ -147,18 +147,23 @@ class Authorizer:
 def session_token(event: Mapping[str, Any]) -> str | None:
     """The session token: ``Authorization`` first (as Clerk's SDK), else the ``__session`` cookie.
 
-    ``Bearer <token>`` or a bare token are read; another scheme (``Basic ...``) is no token at
-    all - the cookie is *not* consulted then, because API Gateway's cache is keyed on the header.
+    ``Bearer <token>`` or a bare token are read. When an ``Authorization`` header is present, in any
+    form, the cookie is never read: API Gateway caches a decision under the header's value, so a
+    header that only looks empty here (a no-break space, a line separator ...) must not let a cookie
+    decide for everyone who sends the same header. Only space and tab are trimmed; a header that is
+    empty after that, not ASCII, or of another scheme (``Basic ...``) is no token at all.
     """
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
-    header = headers.get("authorization")
-    if isinstance(header, str) and header.strip():
-        scheme, _, rest = header.strip().partition(" ")
+    if "authorization" in headers:
+        header = headers["authorization"]
+        if not isinstance(header, str) or not header.isascii():
+            return None
+        scheme, _, rest = header.strip(_HEADER_SPACE).partition(" ")
         if not rest:
-            return scheme
+            return scheme or None
         if scheme.lower() != "bearer":
             return None
-        return rest.strip() or None
+        return rest.strip(_HEADER_SPACE) or None
     cookies = list(event.get("cookies") or [])
     if isinstance(headers.get("cookie"), str):
         cookies += headers["cookie"].split(";")
@@ -167,6 +172,10 @@ def session_token(event: Mapping[str, Any]) -> str | None:
         if name == SESSION_COOKIE and value:
             return value
     return None
+
+
+#: What HTTP allows around a header value (RFC 9110 OWS): space and horizontal tab, nothing else.
+_HEADER_SPACE = " \t"
 
 
 # -- one per container -------------------------------------------------------------------------

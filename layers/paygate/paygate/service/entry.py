@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from paygate import settings
 from paygate.infra.catalog_file import load_catalog
 from paygate.infra.dynamodb_store import container_store, load_client_library
+from paygate.infra.signature import check_secrets
 from paygate.providers.base import WebhookFamily
 from paygate.service.apply import ApplyService
 from paygate.service.webhooks import WebhookService
@@ -18,10 +19,15 @@ from paygate.settings import WebhookSettings
 
 
 def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
-    """The ``handler`` of one webhook function. The store and secrets are bound on first use; the
-    catalog is read now, so a bad catalog fails the cold start naming the entry."""
+    """The ``handler`` of one webhook function. The store is bound on first use; the catalog (and
+    secrets set in the environment) are checked now, so a bad one fails the cold start, named."""
     logger = Logger(service="paygate")
-    load_catalog(settings.webhook_settings().catalog_path)
+    config = settings.webhook_settings()
+    load_catalog(config.catalog_path)
+    if config.secret:
+        # Secrets given in the environment are checked now: a bad one fails the cold start, naming its
+        # position (secrets from Secrets Manager are checked when first read, and answer 500 if bad).
+        check_secrets(settings.webhook_secrets(config))
     load_client_library()
     bound: dict[WebhookSettings, WebhookService] = {}
 
