@@ -59,7 +59,12 @@ class InMemoryStateStore:
                 i for i, w in enumerate(writes) if w.condition is not None and not w.condition.holds(self._at(keys[i]))
             ]
             if failed:
-                raise WriteRejected(writes, failed)
+                existing = {
+                    i: copy.deepcopy(self._at(keys[i]))
+                    for i in failed
+                    if isinstance(writes[i], Put) and writes[i].return_existing and self._at(keys[i]) is not None
+                }
+                raise WriteRejected(writes, failed, existing=existing)
             for key, write in zip(keys, writes, strict=True):
                 self._apply(key, write)
 

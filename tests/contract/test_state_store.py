@@ -207,3 +207,29 @@ def test_reads_past_one_page_see_everything(state_store):
         state_store.write([Put(item(key, blob="x" * 40_000))])
     assert len(state_store.query("PAYER#user:big")) == 30
     assert len(state_store.read_partitions(["PAYER#user:big"])["PAYER#user:big"]) == 30
+
+
+def test_all_of_and_non_string_values(state_store):
+    from paygate.service.ports import AllOf
+
+    state_store.write([Put(item(A, linked_payer="user:a", moved=True))])
+    same = Require(A, AllOf((FieldEquals("linked_payer", "user:a"), FieldEquals("moved", True))))
+    state_store.write([same])
+    for wrong in (
+        Require(A, AllOf((FieldEquals("linked_payer", "user:b"), FieldEquals("moved", True)))),
+        Require(A, AllOf((FieldEquals("linked_payer", "user:a"), FieldEquals("moved", False)))),
+        Require(B, AllOf((FieldEquals("linked_payer", "user:a"), FieldEquals("moved", True)))),
+    ):
+        assert rejected(state_store, [wrong]).failed(wrong)
+
+
+def test_a_failed_put_can_hand_back_the_item_it_failed_on(state_store):
+    state_store.write([Put(item(A, outcome="applied", moving=["customer:cus_1"]))])
+    for writes in (
+        [Put(item(A), IsAbsent(), return_existing=True)],
+        [Put(item(A), IsAbsent(), return_existing=True), Put(item(B))],
+    ):
+        caught = rejected(state_store, writes)
+        assert caught.existing(writes[0]) == item(A, outcome="applied", moving=["customer:cus_1"])
+    plain = Put(item(A), IsAbsent())
+    assert rejected(state_store, [plain]).existing(plain) is None

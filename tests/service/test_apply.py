@@ -10,9 +10,9 @@ import pytest
 from paygate.domain.links import customer_payer, link_record
 from paygate.domain.records import CreditBalance
 from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind, RecordKind, StateRecord, version_key
-from paygate.service.apply import ApplyService
+from paygate.service.apply import ApplyService, PayerConflict
 from paygate.service.layout import InboxEntry, payer_pk, record_sk
-from paygate.service.ports import Key, StoreUnavailable, WriteRejected
+from paygate.service.ports import Key, Put, StoreUnavailable, WriteRejected
 from paygate_dev.memory_store import InMemoryStateStore
 
 PAYER = Payer(PayerKind.USER, "user_1")
@@ -157,7 +157,7 @@ def test_a_move_never_rolls_the_payers_newer_record_back(service):
     assert "item#test:item_1" not in stored(service, CUSTOMER)  # the obsolete copy is gone
 
 
-def test_a_redelivered_link_completes_a_move_a_crash_interrupted(service, memory):
+def test_a_redelivery_completes_a_move_a_crash_interrupted(service, memory):
     service.apply(entry("msg_1"), Effect(CUSTOMER, (item(1, payer=CUSTOMER),)))
     real_query = memory.query
 
@@ -168,8 +168,45 @@ def test_a_redelivered_link_completes_a_move_a_crash_interrupted(service, memory
     with pytest.raises(StoreUnavailable):
         service.apply(entry("msg_2"), Effect(PAYER, (link(2),)))
     memory.query = real_query  # type: ignore[method-assign]
+    assert "item#test:item_1" in stored(service, CUSTOMER)  # kept, not lost
+    # The inbox item names the move it started: the provider's redelivery (a duplicate) finishes it.
     assert service.apply(entry("msg_2"), Effect(PAYER, (link(2),))) is Outcome.DUPLICATE
     assert "item#test:item_1" in stored(service) and "item#test:item_1" not in stored(service, CUSTOMER)
+    assert service.event("test.family", "msg_2")["moving"] == []
+
+
+def test_a_link_whose_move_is_not_recorded_is_completed_by_the_next_event(service, memory):
+    # A link written without the moved flag (before links recorded their move) is checked once.
+    service.apply(entry("msg_1"), Effect(CUSTOMER, (item(1, payer=CUSTOMER),)))
+    key = Key("PAYER#customer:cus_1", "customer_link#test:cus_1")
+    memory.write([Put({"pk": key.pk, "sk": key.sk, "kind": "customer_link", "linked_payer": PAYER.key, "inherit": {}})])
+    assert service.apply(entry("msg_3"), Effect(PAYER, (link(3),))) is Outcome.STALE
+    assert "item#test:item_1" in stored(service) and "item#test:item_1" not in stored(service, CUSTOMER)
+    memory.requests.clear()
+    service.apply(entry("msg_4"), Effect(PAYER, (link(4), item(4))))
+    assert memory.requests == ["write"]
+
+
+def test_a_known_link_costs_one_request_and_a_duplicate_one(service, memory):
+    service.apply(entry("msg_1"), Effect(PAYER, (link(1), item(1))))
+    memory.requests.clear()
+    assert service.apply(entry("msg_2"), Effect(PAYER, (link(2), item(2)))) is Outcome.APPLIED
+    assert memory.requests == ["write"]
+    memory.requests.clear()
+    assert service.apply(entry("msg_2"), Effect(PAYER, (link(2), item(2)))) is Outcome.DUPLICATE
+    assert memory.requests == ["write"]
+
+
+def test_the_first_link_stays_and_a_conflicting_event_is_refused(service, memory):
+    service.apply(entry("msg_1"), Effect(PAYER, (link(1), item(1))))
+    other = Payer(PayerKind.USER, "user_2")
+    hijack = link_record("test", "cus_1", other, version_key(5, 5, "msg_5"))
+    before = memory.items()
+    with pytest.raises(PayerConflict) as caught:
+        service.apply(entry("msg_5"), Effect(other, (hijack, item(5, payer=other))))
+    assert (caught.value.linked, caught.value.wanted) == (PAYER.key, other.key)
+    assert "cus_1" in str(caught.value) and "msg_1" in str(caught.value)
+    assert memory.items() == before  # nothing written: the event is the pipeline's to quarantine
 
 
 def test_a_link_written_between_resolving_and_writing_is_followed(service, memory):

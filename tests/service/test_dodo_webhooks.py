@@ -201,7 +201,8 @@ def test_metadata_names_the_payer_and_links_the_customer(sender, store):
 
 
 def test_organization_id_wins_over_user_id(sender, store):
-    post(sender, "dodo/subscription.plan_changed.json")
+    org_and_user = {"organization_id": "org_2xY7kQ4mN9pR3vT8wZ1aB5cD6e", "user_id": USER_ID}
+    post(sender, event("subscription.plan_changed", metadata=org_and_user))
     assert state(store, ORG)[ITEM_SK]["plan_slug"] == "team"
     assert ITEM_SK not in state(store, USER)
 
@@ -443,7 +444,7 @@ HISTORY = [
     ("dodo/dispute.opened.json", None),
     ("dodo/dispute.challenged.json", None),
     ("dodo/credit.manual_adjustment.json", None),
-    ("dodo/subscription.plan_changed.json", {"metadata": {"user_id": USER_ID}}),
+    ("dodo/subscription.plan_changed.json", None),
     ("dodo/subscription.updated.json", {"product_id": "pdt_team_monthly_3Zn8Kc5Wr1"}),
     ("dodo/credit.balance_low.json", None),
     ("dodo/credit.overage_charged.json", None),
@@ -470,9 +471,14 @@ def test_a_shuffled_delivery_with_duplicates_converges_on_the_in_order_state(sen
         sender.use(store)
         for msg_id, body, function in sequence:
             assert sender.post(function, body, style="standard", msg_id=msg_id).status == 200
-        # event_id names the delivery that wrote last: for a merged record (a balance) that depends on arrival.
+        # event_id names the delivery that wrote last: for a merged record (a balance) that depends on
+        # arrival; a link keeps the version of the event that created it (the first to arrive).
+        def comparable(record: dict) -> dict:
+            arrival = {"event_id", "version"} if record["pk"].startswith("PAYER#customer:") else {"event_id"}
+            return {k: v for k, v in record.items() if k not in arrival}
+
         return {
-            p: {sk: {k: v for k, v in r.items() if k != "event_id"} for sk, r in state(store, p).items()}
+            p: {sk: comparable(r) for sk, r in state(store, p).items()}
             for p in (USER, CUSTOMER, f"customer:{PAYMENT_ID}", ORG)
         }
 
@@ -514,3 +520,26 @@ def _other_secret() -> str:
     from paygate_dev.signing import new_secret
 
     return new_secret()
+
+
+def test_a_checkout_naming_another_payer_does_not_capture_the_customer(sender, store):
+    """A customer linked to one payer is not re-pointed by a later event naming another: that event is
+    quarantined with a 409 and the customer's metadata-less events keep going to the first payer."""
+    assert post(sender, "dodo/subscription.active.json").status == 200
+    other = "user_9zZzOtherPayer0000000000"
+    takeover = event("subscription.active", subscription_id="sub_0Other0000000000000", metadata={"user_id": other})
+    answer = post(sender, takeover, msg_id="msg_takeover")
+
+    assert answer.status == 409
+    assert answer.body["error"] == "payer_conflict" and answer.body["outcome"] == "quarantined"
+    assert CUSTOMER_ID in answer.body["message"] and USER in answer.body["message"]
+    kept = store.event("dodo.subscriptions", "msg_takeover")
+    assert kept["outcome"] == "quarantined" and kept["error"].startswith("payer: ")
+    assert store.payer_items(f"user:{other}") == []
+    assert state(store, CUSTOMER)[f"customer_link#dodo:{CUSTOMER_ID}"]["linked_payer"] == USER
+
+    assert post(sender, "dodo/credit.added.json").status == 200
+    assert BALANCE_SK in state(store)
+    # A redelivery of a quarantined event is processed afresh: refused again while the link stands.
+    assert post(sender, takeover, msg_id="msg_takeover").status == 409
+    assert store.payer_items(f"user:{other}") == []

@@ -312,3 +312,12 @@ def test_a_malformed_feature_claim_with_an_organization_refuses_the_session():
     # Without an organization the session is built and only feature checks fail against it.
     grants = session_from_claims({**BASE, "v": 2, "fea": "o:a,,", "pla": "u:pro"}).grants
     assert has(grants, plan="pro") and not has(grants, feature="a")
+
+
+def test_masks_beyond_pythons_digit_limit_decode_exactly():
+    # Clerk decodes a mask string of any length; Python refuses int() of more than 4,300 digits at once.
+    names = ",".join(f"p{i}" for i in range(4400))
+    mask = "1" + "0" * 4500  # 10**4500: its low 4,400 bits are those of 10**4500 mod 2**4400
+    granted = permissions("o:f", names, mask)
+    expected = {f"org:f:p{i}" for i in range(4400) if (10**4500 >> i) & 1}
+    assert granted == expected

@@ -521,3 +521,16 @@ def test_a_failed_jwks_fetch_is_remembered_so_forged_kids_cannot_hammer_it(keypa
         verifier.verify(sign(private, claims(), kid="k1"), NOW_MS + 29_999)
     assert verifier.verify(sign(private, claims(), kid="k1"), NOW_MS + 30_000)["sub"] == "user_1"
     assert len(calls) == 2
+
+
+def test_an_integer_time_too_large_for_a_float_is_read_without_crashing(keypair):
+    private, public_pem = keypair
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k1"}).encode())
+    body = json.dumps(claims()).replace('"iat": ', '"iat": 1' + "0" * 400 + ', "_iat": ')
+    payload = b64(body.encode())
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signature = b64(private.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256()))
+    with pytest.raises(TokenError, match="issued in the future"):
+        pem_verifier(public_pem).verify(f"{header}.{payload}.{signature}", NOW_MS)

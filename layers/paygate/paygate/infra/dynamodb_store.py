@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from paygate.service.ports import (
+    AllOf,
     AnyOf,
     AtVersion,
     Condition,
@@ -99,15 +100,18 @@ class DynamoStateStore:
         except Exception as exc:
             code = _client_error_code(exc)
             if code == "ConditionalCheckFailedException":
-                raise WriteRejected(writes, [0]) from None
+                item = exc.response.get("Item")  # type: ignore[attr-defined]
+                raise WriteRejected(writes, [0], existing={0: _decoded(item)} if item else None) from None
             if code == "TransactionConflictException":
                 raise WriteRejected(writes, [], contended=True) from None
             if code == "TransactionCanceledException":
-                reasons = [r.get("Code") or "None" for r in exc.response.get("CancellationReasons") or []]  # type: ignore[attr-defined]
+                cancelled = exc.response.get("CancellationReasons") or []  # type: ignore[attr-defined]
+                reasons = [r.get("Code") or "None" for r in cancelled]
                 failed = [i for i, c in enumerate(reasons) if c == "ConditionalCheckFailed"]
                 contended = "TransactionConflict" in reasons
+                existing = {i: _decoded(r["Item"]) for i, r in enumerate(cancelled) if r.get("Item")}
                 if failed or contended:
-                    raise WriteRejected(writes, failed, contended) from None
+                    raise WriteRejected(writes, failed, contended, existing) from None
                 raise StoreUnavailable(f"transaction cancelled: {reasons}") from None
             raise _unavailable(exc) from exc
 
@@ -191,9 +195,11 @@ def _request(table: str, write: Write) -> tuple[str, dict[str, Any]]:
     expression = _Expression()
     params: dict[str, Any] = {"TableName": table}
     match write:
-        case Put(item=item):
+        case Put(item=item, return_existing=return_existing):
             operation = "Put"
             params["Item"] = to_item(item)
+            if return_existing:
+                params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         case Update(key=key, fields=fields):
             operation = "Update"
             params["Key"] = _key(key)
@@ -246,11 +252,15 @@ class _Expression:
             case AtVersion(version=version):
                 return f"{self.name('version')} = {self.value({'S': version})}"
             case FieldEquals(name=field, value=value):
-                return f"{self.name(field)} = {self.value({'S': value})}"
+                from paygate.infra.dynamodb import to_attribute
+
+                return f"{self.name(field)} = {self.value(to_attribute(value))}"
             case ExpiredBefore(now_s=now_s):
                 return f"{self.name('expires_at')} < {self.value({'N': str(now_s)})}"
             case AnyOf(conditions=conditions):
                 return "(" + " OR ".join(self.condition(c) for c in conditions) + ")"
+            case AllOf(conditions=conditions):
+                return "(" + " AND ".join(self.condition(c) for c in conditions) + ")"
         raise TypeError(f"no DynamoDB form for condition {condition!r}")
 
     def parameters(self) -> dict[str, Any]:
@@ -260,6 +270,12 @@ class _Expression:
         if self._values:
             params["ExpressionAttributeValues"] = dict(self._values)
         return params
+
+
+def _decoded(item: Mapping[str, Any]) -> Item:
+    from paygate.infra.dynamodb import from_item
+
+    return from_item(item)
 
 
 def _client_error_code(exc: Exception) -> str | None:

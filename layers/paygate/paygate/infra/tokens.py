@@ -294,4 +294,6 @@ class TokenVerifier:
 
 def _is_time(value: Any) -> bool:
     """A JSON number that is a time: finite (``1e400`` parses to infinity and would never expire)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))

@@ -173,7 +173,15 @@ def _low_bits(digits: str, count: int) -> int:
     number's value modulo 2**k depends only on its last k decimal digits, since 10**k is a multiple of 2**k."""
     if not _ASCII_DIGITS.fullmatch(digits) or count == 0:
         return 0
-    return int(digits[-count:]) & ((1 << count) - 1)
+    low = digits[-count:]
+    value = 0
+    for start in range(0, len(low), _CHUNK):  # Python refuses to read more than 4,300 digits at once
+        chunk = low[start : start + _CHUNK]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return value & ((1 << count) - 1)
+
+
+_CHUNK = 4000
 
 
 def _js_truthy(value: Any) -> bool:

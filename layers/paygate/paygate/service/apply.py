@@ -22,7 +22,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from paygate.domain.links import INHERIT, LINKED_PAYER, fill_inherited, is_link, link_record_id
-from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind, RecordKind, StateRecord
+from paygate.domain.state import (
+    Effect,
+    MergedRecord,
+    Outcome,
+    Payer,
+    PayerKind,
+    RecordKind,
+    StateRecord,
+    body_fields,
+)
 from paygate.service.layout import (
     InboxEntry,
     history_pk,
@@ -36,6 +45,7 @@ from paygate.service.layout import (
 )
 from paygate.service.ports import (
     VERSION,
+    AllOf,
     AnyOf,
     AtVersion,
     Delete,
@@ -54,11 +64,30 @@ from paygate.service.ports import (
     WriteRejected,
 )
 
+#: A link's flag: everything kept under its provider id has moved to the payer.
+MOVED = "moved"
+#: On an inbox item: the provider ids whose new links still have records to move.
+MOVING = "moving"
 #: Attempts at one event against concurrent writers of the same records before answering 5xx.
 MAX_ATTEMPTS = 6
 #: A customer, or a payment that leads to its customer: links never chain further than this.
 MAX_LINK_HOPS = 3
 DAY_S = 86_400
+
+
+class PayerConflict(Exception):
+    """The event names another payer for a provider id already linked to one (say a Dodo customer
+    whose checkout named user A and now names user B). The first link stays; the event is
+    quarantined until an operator decides."""
+
+    def __init__(self, source_id: str, linked: str | None, wanted: str, linked_by: str | None) -> None:
+        super().__init__(
+            f"{source_id} belongs to {linked} (since event {linked_by}); this event names {wanted}. "
+            f"The link is not moved: check which payer is right, then relink or replay"
+        )
+        self.source_id = source_id
+        self.linked = linked
+        self.wanted = wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +113,36 @@ class ApplyService:
         self._sleep = sleep
 
     def apply(self, entry: InboxEntry, effect: Effect) -> Outcome:
-        """Record ``entry`` and apply the non-stale part of ``effect``, atomically."""
+        """Record ``entry`` and apply the non-stale part of ``effect``, atomically.
+
+        Raises :class:`PayerConflict` (nothing written) when the effect would point a provider id that
+        is already linked to one payer at another: the first link stays, an operator decides.
+        """
         customer = effect.payer if effect.payer is not None and effect.payer.kind is PayerKind.CUSTOMER else None
+        links = [r for r in effect.records if is_link(r)]
+        others = Effect(effect.payer, tuple(r for r in effect.records if not is_link(r)))
+        # A link is expected to exist already, pointing where this event says, its records moved: the
+        # write then only checks that (one request). Otherwise it is created, or a move is completed.
+        creating: set[Key] = set()
         stale: set[Key] = set()  # versions only grow: a record found stale stays stale
         outcome = Outcome.STALE
+        item: Item = {}
         for attempt in range(MAX_ATTEMPTS):
             resolution = self.resolve(entry.provider, customer) if customer else Resolution(effect.payer)
-            planned = self._plan(entry, effect, customer, resolution, stale)
-            outcome = Outcome.APPLIED if planned else Outcome.STALE
-            applied = [record_sk(r.kind, r.record_id) for r, _ in planned]
-            inbox = Put(
-                inbox_item(entry, outcome, resolution.payer, applied, self.retention_s), self._inbox_accepts(entry)
-            )
-            writes: list[Write] = [inbox, *(w for _, w in planned)]
+            planned = self._plan(entry, others, customer, resolution, stale)
+            link_writes = {
+                record_key(link): self._link_write(link, entry, record_key(link) in creating) for link in links
+            }
+            written = [record_sk(r.kind, r.record_id) for r, _ in planned] + [
+                key.sk for key in link_writes if key in creating
+            ]
+            outcome = Outcome.APPLIED if written else Outcome.STALE
+            item = inbox_item(entry, outcome, resolution.payer, written, self.retention_s)
+            # The moves a new link starts are named on the inbox item, so a redelivery after a crash
+            # (a duplicate) finishes them.
+            item[MOVING] = [link.payer.key for link in links if record_key(link) in creating]
+            inbox = Put(item, self._inbox_accepts(entry), return_existing=True)
+            writes: list[Write] = [inbox, *(w for _, w in planned), *link_writes.values()]
             if planned and resolution.unlinked is not None:
                 writes.append(Require(_link_key(entry.provider, resolution.unlinked), IsAbsent()))
             try:
@@ -104,19 +150,56 @@ class ApplyService:
                 break
             except WriteRejected as rejected:
                 if rejected.failed(inbox):
-                    outcome = Outcome.DUPLICATE
-                    break
+                    self._finish_moves(entry, rejected.existing(inbox))
+                    return Outcome.DUPLICATE
                 # A plain record that failed its version guard is stale: drop it and apply the rest.
                 # A merged record or the unlinked check that failed is read and resolved again.
                 stale.update(record_key(r) for r, w in planned if isinstance(w, Update) and rejected.failed(w))
+                for link in links:
+                    if rejected.failed(link_writes[record_key(link)]):
+                        self._settle_link(entry.provider, link, creating)
                 if rejected.contended:
                     self._sleep(0.005 * (2**attempt))
         else:
             raise StoreUnavailable("the event could not be applied: too many concurrent writers")
-        # Also after a duplicate: a redelivery after a crash between the two steps completes the move.
-        for link in (r for r in effect.records if is_link(r)):
-            self.move_linked(entry.provider, link.payer)
+        self._finish_moves(entry, item)
         return outcome
+
+    def _link_write(self, link: StateRecord, entry: InboxEntry, create: bool) -> Write:
+        key = record_key(link)
+        if create:
+            item = {**record_fields(link, entry), "pk": key.pk, "sk": key.sk, MOVED: False}
+            return Put(item, IsAbsent())
+        target = body_fields(link.body)[LINKED_PAYER]
+        return Require(key, AllOf((FieldEquals(LINKED_PAYER, target), FieldEquals(MOVED, True))))
+
+    def _settle_link(self, provider: str, link: StateRecord, creating: set[Key]) -> None:
+        """After a link check failed: create the link, complete its move, or refuse to re-point it."""
+        key = record_key(link)
+        stored = self.store.get(key)
+        if stored is None:
+            creating.add(key)
+            return
+        creating.discard(key)
+        wanted = body_fields(link.body)[LINKED_PAYER]
+        if stored.get(LINKED_PAYER) != wanted:
+            raise PayerConflict(link.payer.id, stored.get(LINKED_PAYER), wanted, stored.get("event_id"))
+        # The same payer, but what was kept under the provider id has not moved yet (a crash between
+        # the link's write and the move, or a link written before links recorded their move).
+        self._finish_move(provider, link.payer)
+
+    def _finish_moves(self, entry: InboxEntry, inbox: Item | None) -> None:
+        """Finish the moves the inbox item names, then clear them from it."""
+        sources = (inbox or {}).get(MOVING) or []
+        for source in sources:
+            self._finish_move(entry.provider, Payer.from_key(source))
+        if sources:
+            self.store.write([Update(entry.key, {MOVING: []}, FieldEquals("event_id", entry.event_id))])
+
+    def _finish_move(self, provider: str, source: Payer) -> None:
+        self.move_linked(provider, source)
+        link = _link_key(provider, source)
+        self.store.write([Update(link, {MOVED: True}, FieldEquals("kind", RecordKind.CUSTOMER_LINK.value))])
 
     def keep(self, entry: InboxEntry, outcome: Outcome) -> Outcome:
         """Record an event that changes no state (ignored, or quarantined for a later replay)."""
@@ -127,6 +210,7 @@ class ApplyService:
                 return outcome
             except WriteRejected as rejected:
                 if rejected.failed(inbox):
+                    self._finish_moves(entry, rejected.existing(inbox))
                     return Outcome.DUPLICATE
                 self._sleep(0.005 * (2**attempt))
         raise StoreUnavailable("the event could not be recorded: too many concurrent writers")

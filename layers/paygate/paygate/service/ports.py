@@ -66,7 +66,7 @@ class FieldEquals:
     """The item exists and ``name`` holds ``value``."""
 
     name: str
-    value: str
+    value: str | bool | int
 
     def holds(self, item: Mapping[str, Any] | None) -> bool:
         return item is not None and item.get(self.name) == self.value
@@ -91,7 +91,15 @@ class AnyOf:
         return any(c.holds(item) for c in self.conditions)
 
 
-type Condition = IsAbsent | OlderThan | AtVersion | FieldEquals | ExpiredBefore | AnyOf
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    conditions: tuple[Condition, ...]
+
+    def holds(self, item: Mapping[str, Any] | None) -> bool:
+        return all(c.holds(item) for c in self.conditions)
+
+
+type Condition = IsAbsent | OlderThan | AtVersion | FieldEquals | ExpiredBefore | AnyOf | AllOf
 
 
 # -- writes -------------------------------------------------------------------------------------
@@ -99,10 +107,12 @@ type Condition = IsAbsent | OlderThan | AtVersion | FieldEquals | ExpiredBefore 
 
 @dataclass(frozen=True, slots=True)
 class Put:
-    """Write ``item`` whole (replacing what its key holds)."""
+    """Write ``item`` whole (replacing what its key holds). With ``return_existing``, a failed condition
+    hands back the item it failed on (:meth:`WriteRejected.existing`), at no extra request."""
 
     item: Mapping[str, Any]
     condition: Condition | None = None
+    return_existing: bool = False
 
     @property
     def key(self) -> Key:
@@ -146,15 +156,26 @@ class WriteRejected(Exception):
     """The write was not applied, and nothing of it was. Says which conditions failed, and whether
     another writer's concurrent transaction was in the way (worth retrying after a short wait)."""
 
-    def __init__(self, writes: Sequence[Write], failed: Sequence[int], contended: bool = False) -> None:
+    def __init__(
+        self,
+        writes: Sequence[Write],
+        failed: Sequence[int],
+        contended: bool = False,
+        existing: Mapping[int, Item] | None = None,
+    ) -> None:
         super().__init__(f"write rejected: conditions failed at {list(failed)}, contended={contended}")
         self._writes = tuple(writes)
         self.failed_at = frozenset(failed)
         self.contended = contended
+        self._existing = dict(existing or {})
 
     def failed(self, write: Write) -> bool:
         """Whether ``write`` (one of the writes given) failed its condition."""
         return any(w is write and i in self.failed_at for i, w in enumerate(self._writes))
+
+    def existing(self, write: Write) -> Item | None:
+        """The item a ``return_existing`` put failed its condition on, if any."""
+        return next((self._existing.get(i) for i, w in enumerate(self._writes) if w is write), None)
 
 
 # -- the port -----------------------------------------------------------------------------------

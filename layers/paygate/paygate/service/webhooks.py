@@ -4,7 +4,8 @@
    the body is over the limit), with the family's signing scheme. Nothing from an unverified
    request is parsed, stored or logged.
 2. **Parse** into the provider's wire model. A verified body that cannot be read is kept in
-   quarantine and answered 400 naming the field.
+   quarantine and answered 400 naming the field; one that names another payer for a provider id
+   already linked to a payer is kept in quarantine and answered 409.
 3. **Apply** the event's effect and record the event in one atomic write (``applied``,
    ``duplicate`` or ``stale``); a type this family does not apply is kept as ``ignored``.
 4. **Answer** 200 with the outcome. A storage fault answers 503 so the provider retries.
@@ -24,7 +25,7 @@ from paygate.domain.catalog import Catalog
 from paygate.domain.state import Outcome
 from paygate.http import error_response, json_response, request_body, request_headers
 from paygate.providers.base import Delivery, InvalidEvent, SignatureError, Verifier, WebhookFamily, load_json_object
-from paygate.service.apply import ApplyService
+from paygate.service.apply import ApplyService, PayerConflict
 from paygate.service.layout import InboxEntry
 from paygate.service.ports import StoreUnavailable
 from paygate.settings import MAX_WEBHOOK_BODY_BYTES
@@ -113,7 +114,15 @@ class WebhookService:
             return WebhookResult(response, kept, entry.event_id, exc.event_type)
 
         entry = replace(entry, event_type=event_type)
-        outcome = self.applier.keep(entry, Outcome.IGNORED) if effect is None else self.applier.apply(entry, effect)
+        try:
+            outcome = self.applier.keep(entry, Outcome.IGNORED) if effect is None else self.applier.apply(entry, effect)
+        except PayerConflict as exc:
+            # Kept in quarantine with the reason; the link stays as it is until an operator decides.
+            kept = self.applier.keep(replace(entry, error=f"payer: {exc}"), Outcome.QUARANTINED)
+            if kept is Outcome.DUPLICATE:
+                return self._received(entry.event_id, event_type, kept)
+            response = error_response(409, "payer_conflict", str(exc), event_id=entry.event_id, outcome=kept.value)
+            return WebhookResult(response, kept, entry.event_id, event_type)
         return self._received(entry.event_id, event_type, outcome)
 
     @staticmethod
