@@ -208,10 +208,15 @@ def _read_tokens(env: _Env) -> TokenSettings:
 
 
 def _read_authorizer(env: _Env) -> AuthorizerSettings:
+    tokens = _read_tokens(env)
+    if env.text("PAYGATE_STAGE") == "prod" and not tokens.authorized_parties:
+        # Without it a token minted for any origin of the Clerk instance passes (azp unchecked): fine for
+        # a dev stack, never for prod. The authorizer denies everything rather than start without it.
+        raise SettingsError("CLERK_AUTHORIZED_PARTIES must name the app's origins when PAYGATE_STAGE is prod")
     return AuthorizerSettings(
         table_name=env.text("TABLE_NAME"),
         catalog_path=_catalog_path(env),
-        tokens=_read_tokens(env),
+        tokens=tokens,
         policy=_policy(env),
         store_authoritative=env.flag("STORE_AUTHORITATIVE"),
         allow_pending=env.flag("CLERK_ALLOW_PENDING_SESSIONS"),
@@ -245,6 +250,7 @@ _AUTHORIZER = _Reader(
         "STORE_AUTHORITATIVE",
         "CLERK_ALLOW_PENDING_SESSIONS",
         "PAYGATE_STORE_CACHE_SECONDS",
+        "PAYGATE_STAGE",
     ),
     _read_authorizer,
 )
