@@ -179,7 +179,6 @@ class DynamoStateStore:
         except Exception as exc:
             raise _unavailable(exc) from exc
 
-
     def scan(self, pk_prefix: str, sk_prefix: str = "") -> Iterator[Item]:
         """A ``Scan`` filtered on both key prefixes, page by page (strongly consistent reads)."""
         from paygate.infra.dynamodb import from_item

@@ -249,7 +249,8 @@ class ReconcileService:
             if stored is None:
                 differs = True
                 continue
-            stored_any = True
+            # A payer's copy of a customer link is shared by every object of that customer: bookkeeping.
+            stored_any |= record.kind is not RecordKind.CUSTOMER_LINK
             if stored.get(VERSION, "") >= record.version:
                 continue  # as new or newer: the version guard keeps it
             fields = body_fields(record.body)

@@ -174,8 +174,9 @@ def reconcile_handler(clock: Clock = system_clock, store: Callable[[str], StateS
 
 
 def _log(logger: Logger, report: RunReport) -> None:
-    summary = report.to_json()
+    # Under one key: names such as "created" are LogRecord attributes.
+    extra = {"run": report.to_json()}
     if report.ok:
-        logger.info("reconcile finished", extra=summary)
+        logger.info("reconcile finished", extra=extra)
     else:
-        logger.error("reconcile failed", extra=summary)
+        logger.error("reconcile failed", extra=extra)
