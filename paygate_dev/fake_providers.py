@@ -136,6 +136,15 @@ class FakeProviders:
         """``DODO_PAYMENTS_BASE_URL``."""
         return f"{self.url}/dodo"
 
+    def settings(self) -> dict[str, str]:
+        """The reconcile settings that point at this server."""
+        return {
+            "CLERK_API_URL": self.clerk_url,
+            "CLERK_SECRET_KEY": self.clerk_key,
+            "DODO_PAYMENTS_BASE_URL": self.dodo_url,
+            "DODO_PAYMENTS_API_KEY": self.dodo_key,
+        }
+
     def answer(self, method: str, target: str, authorization: str) -> tuple[int, Any, dict[str, str]]:
         parts = urlsplit(target)
         path = parts.path
@@ -459,8 +468,7 @@ def example() -> FakeProviders:
 
 def main() -> int:
     fake = example().start()
-    print(f"CLERK_API_URL={fake.clerk_url} CLERK_SECRET_KEY={fake.clerk_key}")
-    print(f"DODO_PAYMENTS_BASE_URL={fake.dodo_url} DODO_PAYMENTS_API_KEY={fake.dodo_key}")
+    print(" ".join(f"{name}={value}" for name, value in fake.settings().items()), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
