@@ -24,14 +24,14 @@ from paygate_dev import LAYER_DIR
 if str(LAYER_DIR) not in sys.path:  # the layer's code, as Lambda puts it on the path
     sys.path.insert(0, str(LAYER_DIR))
 
-from paygate import settings  # noqa: E402
-from paygate.domain.state import Payer, PayerKind  # noqa: E402
-from paygate.infra.catalog_file import load_catalog  # noqa: E402
-from paygate.infra.dynamodb_store import DynamoStateStore  # noqa: E402
-from paygate.service.apply import ApplyService  # noqa: E402
-from paygate.service.reconcile import ReconcileService, RunReport, Scope  # noqa: E402
-from paygate.service.reconcile_entry import build_fetchers, publish_metrics  # noqa: E402
-from paygate_dev.local_env import LOCAL_AWS, PROVIDER_SETTINGS, TABLE_NAME, LocalSetupError, load_state  # noqa: E402
+from paygate import settings
+from paygate.domain.state import Payer, PayerKind
+from paygate.infra.catalog_file import load_catalog
+from paygate.infra.dynamodb_store import DynamoStateStore
+from paygate.service.apply import ApplyService
+from paygate.service.reconcile import ReconcileService, RunReport, Scope
+from paygate.service.reconcile_entry import build_fetchers, publish_metrics
+from paygate_dev.local_env import LOCAL_AWS, PROVIDER_SETTINGS, TABLE_NAME, LocalSetupError, load_state
 
 
 def run_reconcile(
