@@ -365,3 +365,19 @@ def test_the_clerk_sdk_is_given_the_v1_path():
     assert api_url("https://api.clerk.com") == "https://api.clerk.com/v1"
     assert api_url("http://127.0.0.1:9/clerk/") == "http://127.0.0.1:9/clerk/v1"
     assert api_url("https://api.clerk.com/v1") == "https://api.clerk.com/v1"
+
+
+def test_an_object_naming_another_payer_for_a_linked_customer_is_left_for_an_operator(
+    fake, clock, reconciler, sender, memory
+):
+    sender.post(
+        DODO_SUBS, body_of(sample_json("dodo/subscription.active.json")), style="standard"
+    )  # links the customer
+    fake.add_dodo("subscriptions", dodo_subscription("sub_other", user_id="user_someone_else"))
+
+    report = reconciler.run([dodo(fake, clock)])
+
+    assert report.providers["dodo"].conflicts == 1
+    (finding,) = [f for f in report.findings if f["verdict"] == "conflict"]
+    assert finding["object_id"] == "sub_other" and "cus_8fK2mQ9xLp3RtV7wZ1nB" in finding["error"]
+    assert stored(memory, "item#dodo:sub_other", "user:user_someone_else") is None
