@@ -466,8 +466,12 @@ class LocalPaygate:
         fresh: bool = False,
         template: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        fake_providers: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        #: Also serve Clerk's and Dodo's APIs locally (paygate_dev.fake_providers), for reconcile.
+        self.fake_providers = fake_providers
+        self.providers: Any = None
         self.directory = directory or state_dir()
         self.in_memory, self.fresh = in_memory, fresh
         self.template = template
@@ -495,6 +499,11 @@ class LocalPaygate:
         self.state = load_state(self.directory, create=True, template=self.template)
         if self.fresh and self.state.data_dir.exists():
             shutil.rmtree(self.state.data_dir)
+        if self.fake_providers:
+            from paygate_dev.fake_providers import example
+
+            self.providers = example().start()
+            os.environ.update(self.providers.settings())
         self.dynamodb = DynamoDBLocal(data_dir=None if self.in_memory else self.state.data_dir).start()
         try:
             self.dynamodb.create_table(TABLE_NAME)
@@ -508,7 +517,10 @@ class LocalPaygate:
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="paygate-http", daemon=True)
         self._thread.start()
-        self.state.server_file.write_text(json.dumps({"url": self.local_url, "pid": os.getpid()}) + "\n")
+        server = {"url": self.local_url, "pid": os.getpid(), "dynamodb": self.dynamodb.endpoint}
+        if self.providers is not None:
+            server["providers"] = self.providers.settings()
+        self.state.server_file.write_text(json.dumps(server) + "\n")
         return self
 
     def stop(self) -> None:
@@ -519,6 +531,9 @@ class LocalPaygate:
         if self.dynamodb is not None:
             self.dynamodb.stop()
             self.dynamodb = None
+        if self.providers is not None:
+            self.providers.stop()
+            self.providers = None
         if self.state is not None:
             self.state.server_file.unlink(missing_ok=True)
 
@@ -568,7 +583,12 @@ def banner(paygate: LocalPaygate) -> str:
         example = next((t for t in gated if t.route.path == "/me/subscription"), gated[0]).route.path
         example = example.replace("{proxy+}", "reports").replace("{", "").replace("}", "")
         lines.append(f'  curl -H "Authorization: Bearer $TOKEN" {url}{example}')
-    lines += ["  .venv/bin/python -m paygate_dev.demo", "", "Ctrl-C stops paygate and DynamoDB Local."]
+    lines += ["  .venv/bin/python -m paygate_dev.demo"]
+    if paygate.providers is not None:
+        lines += [
+            f"  .venv/bin/python -m paygate_dev.reconcile      # Clerk and Dodo served at {paygate.providers.url}",
+        ]
+    lines += ["", "Ctrl-C stops paygate and DynamoDB Local."]
     return "\n".join(lines)
 
 
@@ -589,6 +609,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a template parameter's value, e.g. AuthorizerCacheTtl=300; repeatable",
     )
     parser.add_argument("--quiet", action="store_true", help="no request log")
+    parser.add_argument(
+        "--fake-providers",
+        action="store_true",
+        help="also serve Clerk's and Dodo's APIs locally with example data, for `python -m paygate_dev.reconcile`",
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
@@ -610,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh=args.fresh,
         template=template,
         log=None if args.quiet else log,
+        fake_providers=args.fake_providers,
     )
     try:
         paygate.start()

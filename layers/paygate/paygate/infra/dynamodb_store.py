@@ -11,7 +11,7 @@ that the token's claims already allow never pays for it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from paygate.service.ports import (
@@ -178,6 +178,29 @@ class DynamoStateStore:
                 request["NextToken"] = page["NextToken"]
         except Exception as exc:
             raise _unavailable(exc) from exc
+
+    def scan(self, pk_prefix: str, sk_prefix: str = "") -> Iterator[Item]:
+        """A ``Scan`` filtered on both key prefixes, page by page (strongly consistent reads)."""
+        from paygate.infra.dynamodb import from_item
+
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "begins_with(pk, :pk)",
+            "ExpressionAttributeValues": {":pk": {"S": pk_prefix}},
+            "ConsistentRead": True,
+        }
+        if sk_prefix:
+            kwargs["FilterExpression"] += " AND begins_with(sk, :sk)"
+            kwargs["ExpressionAttributeValues"][":sk"] = {"S": sk_prefix}
+        while True:
+            try:
+                page = self.client.scan(**kwargs)
+            except Exception as exc:
+                raise _unavailable(exc) from exc
+            yield from (from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # -- requests -------------------------------------------------------------------------------------

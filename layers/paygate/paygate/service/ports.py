@@ -11,7 +11,7 @@ The rules that use this port (exactly once, stale never rolls back, provider lin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -199,4 +199,10 @@ class StateStore(Protocol):
     def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
         """The items of several partitions at once (one request where the store allows), by ``pk``;
         every asked partition is in the result, empty when it holds nothing."""
+        ...
+
+    def scan(self, pk_prefix: str, sk_prefix: str = "") -> Iterator[Item]:
+        """Every item whose ``pk`` starts with ``pk_prefix`` and ``sk`` with ``sk_prefix``, page by page.
+
+        It reads the whole table: for maintenance runs (reconciliation), never on a request's path."""
         ...
