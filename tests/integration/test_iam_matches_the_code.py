@@ -26,9 +26,9 @@ from bench.instrument import instrumented_store_clients
 from paygate_dev import template as cfn
 from paygate_dev.fake_providers import dodo_payment, dodo_subscription
 from paygate_dev.invoke import invoke
+from tests.conftest import WebhookSender, body_of, sample_json, sample_names
 from tests.integration.test_authorizer import gateway, signing_key
 from tests.integration.test_reconcile_handlers import fake
-from tests.conftest import WebhookSender, body_of, sample_json, sample_names
 
 CLERK_FUNCTIONS = {"subscription": "ClerkSubscriptionsFunction", "subscriptionItem": "ClerkSubscriptionsFunction"}
 CLERK_FUNCTIONS["paymentAttempt"] = "ClerkPaymentAttemptsFunction"
@@ -229,7 +229,7 @@ def check_policy(function: str, used: set[tuple[str, str | None]]) -> None:
             )
     for action, pk in sorted(used, key=str):
         assert any(
-            a == action and (pk is None and p is None or pk and p and fnmatch.fnmatchcase(pk, p)) for a, p in granted
+            a == action and ((pk is None and p is None) or (pk and p and fnmatch.fnmatchcase(pk, p))) for a, p in granted
         ), f"{function}: the code needs {action} on {pk}, which the template does not allow"
 
 
