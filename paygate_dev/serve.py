@@ -508,8 +508,21 @@ class LocalPaygate:
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="paygate-http", daemon=True)
         self._thread.start()
-        self.state.server_file.write_text(json.dumps({"url": self.local_url, "pid": os.getpid()}) + "\n")
+        self.state.server_file.write_text(json.dumps(self.record(), indent=2) + "\n")
         return self
+
+    def record(self) -> dict[str, Any]:
+        """What the companion commands need to find this server and its store (``.local/server.json``)."""
+        assert self.dynamodb is not None
+        settings = next(iter(self.gateway.environments.values()), {})
+        return {
+            "url": self.local_url,
+            "pid": os.getpid(),
+            "dynamodb": self.dynamodb.endpoint,
+            "table": TABLE_NAME,
+            "grace_period_days": int(settings.get("GRACE_PERIOD_DAYS") or 7),
+            "event_retention_days": int(settings.get("EVENT_RETENTION_DAYS") or 90),
+        }
 
     def stop(self) -> None:
         if self.httpd is not None:

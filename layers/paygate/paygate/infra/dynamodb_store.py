@@ -11,7 +11,7 @@ that the token's claims already allow never pays for it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from paygate.service.ports import (
@@ -176,6 +176,28 @@ class DynamoStateStore:
                 if not page.get("NextToken"):
                     return result
                 request["NextToken"] = page["NextToken"]
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+
+    def scan(self, pk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
+        """A paged Scan (operator tools only: it reads the whole table); the prefix is a filter."""
+        from paygate.infra.dynamodb import from_item
+
+        expression = _Expression()
+        request: dict[str, Any] = {"TableName": self.table_name}
+        if pk_prefix:
+            request["FilterExpression"] = f"begins_with(pk, {expression.value({'S': pk_prefix})})"
+        if attributes:
+            wanted = dict.fromkeys(["pk", "sk", *attributes])
+            request["ProjectionExpression"] = ", ".join(expression.name(a) for a in wanted)
+        request.update(expression.parameters())
+        try:
+            while True:
+                page = self.client.scan(**request)
+                yield from (from_item(i) for i in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    return
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except Exception as exc:
             raise _unavailable(exc) from exc
 
