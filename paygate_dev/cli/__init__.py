@@ -1,22 +1,25 @@
-"""``paygate``: the operator's command - inspect what is stored, replay events after a fix.
+"""paygate: the operator's command - inspect what is stored, replay events after a fix.
 
     paygate payer show user_123              # records, plans and features now and why, events
     paygate events list --outcome quarantined
     paygate events show msg_2abc
     paygate replay --outcome quarantined --dry-run
 
-By default it works against the running ``make run`` (found through ``.local/``); ``--stack NAME``
-works against a deployed stack instead (AWS credentials as usual). Each subcommand group is one module
-below; :data:`COMMANDS` lists them, so adding one is adding its module's name here.
+By default it works against the running `make run` (found through .local/); --stack NAME works
+against a deployed stack instead (AWS credentials as usual). Add --json for scripts.
 """
+
+# Each subcommand group is one module below; COMMANDS lists them, so adding one is adding its name.
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
-from paygate_dev import LAYER_DIR
+from paygate_dev import LAYER_DIR, ROOT
 
 if str(LAYER_DIR) not in sys.path:
     sys.path.insert(0, str(LAYER_DIR))
@@ -35,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="paygate",
         description=__doc__,
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{EXIT_CODES_HELP}\n\nrunning the code in {ROOT}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,4 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from paygate_dev.cli.common import run
 
     args = parser().parse_args(argv)
-    return run(args)
+    try:
+        return run(args)
+    except BrokenPipeError:
+        # The reader went away (`paygate events list | head`): stop quietly, as other commands do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return 128 + signal.SIGPIPE
