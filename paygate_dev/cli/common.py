@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,6 +214,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "
 def short(value: Any, width: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def ordered(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored item with its attributes in a stable order (a store hands them back in any): keys first."""
+    return {k: item[k] for k in sorted(item, key=lambda k: (k not in ("pk", "sk"), k))}
 
 
 def print_json(value: Any) -> None:

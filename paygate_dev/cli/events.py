@@ -11,7 +11,19 @@ from paygate.domain.state import Outcome, RecordKind
 from paygate.service.inbox import Inbox
 from paygate.service.layout import partition_of
 from paygate.service.ports import Item, Key
-from paygate_dev.cli.common import NOT_FOUND, OK, USAGE, Failure, Target, parse_since, print_json, short, table, when
+from paygate_dev.cli.common import (
+    NOT_FOUND,
+    OK,
+    USAGE,
+    Failure,
+    Target,
+    ordered,
+    parse_since,
+    print_json,
+    short,
+    table,
+    when,
+)
 
 OUTCOMES = [o.value for o in Outcome if o is not Outcome.DUPLICATE]  # a duplicate is never stored
 
@@ -45,7 +57,7 @@ def list_events(args: argparse.Namespace, target: Target) -> int:
     inbox = Inbox(target.store, target.families)
     found = inbox.list(outcomes=args.outcome, families=args.family, since_ms=since, payers=args.payer, now_ms=now)
     if args.json:
-        print_json(found)
+        print_json([ordered(i) for i in found])
         return OK
     print(f"{len(found)} event(s) in {target.name}")
     if found:
@@ -96,7 +108,7 @@ def show_event(args: argparse.Namespace, target: Target) -> int:
     item = find_event(target, args.event_id, args.family)
     records = written_records(target, item)
     if args.json:
-        print_json({**item, "records": records})
+        print_json({**ordered(item), "records": records})
         return OK
     print(f"event {item['event_id']} ({item['family']}) in {target.name}")
     rows = [

@@ -8,7 +8,7 @@ from typing import Any
 from paygate.clock import now_ms
 from paygate.service.inspection import PayerInspection, PayerReport, view_json, why
 from paygate.service.ports import Item
-from paygate_dev.cli.common import NOT_FOUND, OK, USAGE, Failure, Target, print_json, short, table, when
+from paygate_dev.cli.common import NOT_FOUND, OK, USAGE, Failure, Target, ordered, print_json, short, table, when
 
 #: Fields every record carries, shown in their own columns rather than among the record's facts.
 _BOOKKEEPING = ("pk", "sk", "kind", "record_id", "payer", "version", "event_id", "provider")
@@ -53,9 +53,9 @@ def report_json(report: PayerReport) -> dict[str, Any]:
         "features": sorted(held.features),
         "subscriptions": [view_json(v) for v in held.subscriptions],
         "credits": [c.to_json() for c in held.credits],
-        "records": report.records,
-        "history": report.history,
-        "customers": report.customers,
+        "records": [ordered(i) for i in report.records],
+        "history": [ordered(i) for i in report.history],
+        "customers": {cid: [ordered(i) for i in items] for cid, items in report.customers.items()},
         "events": [{**_event_summary(e.item), "version": e.version} for e in report.events],
     }
 
@@ -126,8 +126,8 @@ def print_report(report: PayerReport, target: Target) -> None:
 
 def _record_row(item: Item) -> list[Any]:
     facts = {k: v for k, v in item.items() if k not in _BOOKKEEPING and v not in (None, "", [], {})}
-    shown = " ".join(f"{k}={short(v, 24)}" for k, v in facts.items())
-    return [item.get("sk"), _changed_at(item.get("version")), item.get("event_id"), short(shown, 90)]
+    shown = " ".join(f"{k}={short(v, 20)}" for k, v in facts.items())
+    return [item.get("sk"), _changed_at(item.get("version")), item.get("event_id"), short(shown, 64)]
 
 
 def _changed_at(version: Any) -> str:

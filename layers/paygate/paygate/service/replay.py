@@ -24,7 +24,7 @@ from paygate.domain.catalog import Catalog
 from paygate.domain.state import Outcome
 from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, load_json_object
 from paygate.service.apply import ApplyService
-from paygate.service.layout import InboxEntry, inbox_key
+from paygate.service.layout import InboxEntry
 from paygate.service.ports import Delete, Item, Key, Put, Require, StateStore, Update, Write, WriteRejected
 from paygate.service.webhooks import record_verified
 
@@ -41,7 +41,7 @@ class Change:
     def fields(self) -> dict[str, tuple[Any, Any]]:
         """The attributes that differ, with their old and new values (``None`` when absent)."""
         before, after = self.before or {}, self.after or {}
-        names = [n for n in dict.fromkeys([*before, *after]) if n not in ("pk", "sk")]
+        names = sorted(n for n in {*before, *after} if n not in ("pk", "sk"))
         return {n: (before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)}
 
     def to_json(self) -> dict[str, Any]:
@@ -231,7 +231,3 @@ class _Rehearsal:
             before = self._store.get(key)
             if before != after:
                 yield Change(key, before, after)
-
-
-def inbox_key_of(stored: Mapping[str, Any]) -> Key:
-    return inbox_key(stored["family"], stored["event_id"])
