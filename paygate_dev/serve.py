@@ -32,11 +32,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from paygate_dev import LAYER_DIR
 from paygate_dev.apigw import LambdaContext, http_event
 from paygate_dev.dynamodb_local import DynamoDBLocal
 from paygate_dev.invoke import load_handler
 from paygate_dev.local_env import TABLE_NAME, LocalState, function_environment, load_state, state_dir
 from paygate_dev.template import Authorizer, Function, Route, authorizers, functions, load, with_parameters
+
+if str(LAYER_DIR) not in sys.path:
+    sys.path.insert(0, str(LAYER_DIR))
 
 #: API Gateway's payload limit for HTTP APIs.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -187,10 +191,39 @@ class Gateway:
         for authorizer in self.authorizers.values():
             if authorizer.payload_version != "2.0":
                 raise ValueError(f"authorizer {authorizer.name}: only payload format 2.0 is served locally")
+        #: What the start-up checks found worth saying, without refusing to start.
+        self.warnings = self._check_gates()
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, Decision]] = {}
         self._clock = clock
         self._log = log or (lambda line: None)
+
+    def _check_gates(self) -> list[str]:
+        """Every route behind paygate's authorizer needs a gate in the catalog (else it is denied forever),
+        and every gate should name a route the template sends through it (else it is a typo, or dead)."""
+        from paygate.infra.catalog_file import DEFAULT_PATH, load_catalog
+
+        warnings = []
+        for authorizer in self.authorizers.values():
+            environment = self.environments.get(authorizer.function, {})
+            if "CLERK_ISSUER" not in environment:
+                continue  # not paygate's gate: it reads no catalog
+            path = Path(environment.get("PAYGATE_CONFIG") or DEFAULT_PATH)
+            gates = set(load_catalog(path.resolve()).routes)
+            routed = {t.route.route_key for t in self.targets if t.route.authorizer == authorizer.name}
+            missing = sorted(routed - gates)
+            if missing:
+                keys = ", ".join(f'[routes."{key}"]' for key in missing)
+                raise ValueError(
+                    f"{', '.join(missing)}: behind {authorizer.name} in the template, but {path} has no gate "
+                    f"for {'them' if len(missing) > 1 else 'it'}, so every request would be denied; add {keys}"
+                )
+            for key in sorted(gates - routed):
+                warnings.append(
+                    f"{path.name} gates {key!r}, but no route of the template goes through "
+                    f"{authorizer.name} with that key (a typo in the route key?)"
+                )
+        return warnings
 
     def load_all(self) -> None:
         """Import every handler now, so a broken function fails the start rather than its first request."""
@@ -390,7 +423,7 @@ def function_response(result: Any) -> Response:
 # -- the HTTP server -------------------------------------------------------------------------
 
 
-def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+def _handler_class(paygate: LocalPaygate) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "paygate-local"
@@ -413,7 +446,7 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 body=body,
                 source_ip=self.client_address[0],
             )
-            self._send(gateway.handle(request))
+            self._send(paygate.gateway.handle(request))
 
         def _body(self) -> bytes | None:
             if self.headers.get("transfer-encoding", "").lower() == "chunked":
@@ -453,6 +486,14 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class LocalHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, and a listen backlog like a real server's (the standard library's is 5,
+    which resets connections as soon as a handful of clients arrive at once)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class LocalPaygate:
     """DynamoDB Local, the table, and the HTTP server, started and stopped together."""
 
@@ -474,7 +515,8 @@ class LocalPaygate:
         self.log = log or (lambda line: None)
         self.state: LocalState | None = None
         self.dynamodb: DynamoDBLocal | None = None
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: LocalHTTPServer | None = None
+        self.gateway: Gateway | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -492,19 +534,31 @@ class LocalPaygate:
         return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104 - not a bind
 
     def start(self) -> LocalPaygate:
-        self.state = load_state(self.directory, create=True, template=self.template)
-        if self.fresh and self.state.data_dir.exists():
-            shutil.rmtree(self.state.data_dir)
-        self.dynamodb = DynamoDBLocal(data_dir=None if self.in_memory else self.state.data_dir).start()
+        running = running_instance(self.directory)
+        if running is not None:
+            raise AlreadyRunning(
+                f"paygate is already running from {self.directory} (pid {running['pid']}, {running['url']}): "
+                "stop it, or give this one its own --state-dir"
+            )
+        # The port first: a taken port is said at once, before DynamoDB Local takes its seconds to start.
+        httpd = LocalHTTPServer((self.host, self.port), _handler_class(self))
         try:
-            self.dynamodb.create_table(TABLE_NAME)
-            gateway = Gateway(self.state, self.dynamodb.endpoint, self.template, log=self.log)
-            gateway.load_all()
-            self.gateway = gateway
-            self.httpd = ThreadingHTTPServer((self.host, self.port), _handler_class(gateway))
+            self.state = load_state(self.directory, create=True, template=self.template)
+            if self.fresh and self.state.data_dir.exists():
+                shutil.rmtree(self.state.data_dir)
+            self.dynamodb = DynamoDBLocal(data_dir=None if self.in_memory else self.state.data_dir).start()
+            try:
+                self.dynamodb.create_table(TABLE_NAME)
+                gateway = Gateway(self.state, self.dynamodb.endpoint, self.template, log=self.log)
+                gateway.load_all()
+                self.gateway = gateway
+            except BaseException:
+                self.dynamodb.stop()
+                raise
         except BaseException:
-            self.dynamodb.stop()
+            httpd.server_close()
             raise
+        self.httpd = httpd
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="paygate-http", daemon=True)
         self._thread.start()
@@ -532,14 +586,30 @@ class LocalPaygate:
         if self.dynamodb is not None:
             self.dynamodb.stop()
             self.dynamodb = None
-        if self.state is not None:
-            self.state.server_file.unlink(missing_ok=True)
+        if self.state is not None and (running_instance(self.state.directory) or {}).get("pid") == os.getpid():
+            self.state.server_file.unlink(missing_ok=True)  # only our own: another instance may own it
 
     def __enter__(self) -> LocalPaygate:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class AlreadyRunning(RuntimeError):
+    """Another local server keeps its state (and its ``server.json``) in the same directory."""
+
+
+def running_instance(directory: Path) -> dict[str, Any] | None:
+    """What ``server.json`` in ``directory`` says, if the process it names is alive."""
+    try:
+        recorded = json.loads((directory / "server.json").read_text())
+        os.kill(int(recorded["pid"]), 0)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, ProcessLookupError):
+        return None  # none, unreadable, or left behind by a server that was killed
+    except PermissionError:
+        pass  # alive, and someone else's
+    return recorded
 
 
 def banner(paygate: LocalPaygate) -> str:
@@ -554,6 +624,7 @@ def banner(paygate: LocalPaygate) -> str:
     ]
     if state.created:
         lines.append(f"  generated under {state.directory}: " + ", ".join(state.created))
+    lines += [f"  warning: {warning}" for warning in gateway.warnings]
     webhooks = [t for t in gateway.targets if "WEBHOOK_SECRET" in gateway.environments[t.function.logical_id]]
     if webhooks:
         lines += ["", "Webhook endpoints (signing secret for local use):"]
