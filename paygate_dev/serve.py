@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import fnmatch
+import io
 import json
 import os
 import shutil
@@ -25,11 +26,11 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import unquote
 
 from paygate_dev import LAYER_DIR
@@ -155,6 +156,58 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+class FunctionOutput(io.TextIOBase):
+    """Stands in for ``sys.stdout``: what a function prints during an invocation (its JSON log lines, as
+    CloudWatch Logs would get them) is kept for that request's log line; anything else passes through."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._local = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        kept = getattr(self._local, "kept", None)
+        if kept is None:
+            self._stream.write(text)
+        else:
+            kept.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        kept: list[str] = []
+        self._local.kept = kept
+        try:
+            yield kept
+        finally:
+            self._local.kept = None
+
+
+def request_note(response: Response, logs: list[str]) -> str:
+    """What a request came to, in a word or two: a webhook's outcome, a denial's reason, an error code."""
+    for line in reversed(logs):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("allowed") is False and entry.get("reason"):
+            return f"denied: {entry['reason']}"
+    try:
+        body = json.loads(response.body) if response.body else None
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("outcome", "error"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return ""
+
+
 class AuthorizerFault(Exception):
     """The authorizer failed or answered something API Gateway cannot read: a 500 to the caller."""
 
@@ -176,8 +229,13 @@ class Gateway:
         template: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], None] | None = None,
+        output: FunctionOutput | None = None,
+        log_json: bool = False,
     ) -> None:
         self.template = template or load()
+        self._output = output
+        self._log_json = log_json
+        self._request = threading.local()
         self.functions = functions(self.template)
         self.authorizers = authorizers(self.template)
         self.targets = [Target(r, f) for f in self.functions.values() for r in f.routes]
@@ -205,9 +263,10 @@ class Gateway:
 
         warnings = []
         for authorizer in self.authorizers.values():
-            environment = self.environments.get(authorizer.function, {})
-            if "CLERK_ISSUER" not in environment:
-                continue  # not paygate's gate: it reads no catalog
+            function = self.functions.get(authorizer.function)
+            if function is None or "CLERK_ISSUER" not in function.environment:
+                continue  # not paygate's authorizer (the template gives it no Clerk issuer): it reads no catalog
+            environment = self.environments[authorizer.function]
             path = Path(environment.get("PAYGATE_CONFIG") or DEFAULT_PATH)
             gates = set(load_catalog(path.resolve()).routes)
             routed = {t.route.route_key for t in self.targets if t.route.authorizer == authorizer.name}
@@ -235,10 +294,14 @@ class Gateway:
     def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        response, note = self._handle(request, request_id)
+        self._request.logs = logs = []
+        response, served_by = self._handle(request, request_id)
         response.headers.append(("apigw-requestid", request_id))
         elapsed = (time.perf_counter() - started) * 1000
-        self._log(f"{request.method} {request.path} -> {response.status} {note} ({elapsed:.0f} ms)")
+        note = " ".join(p for p in (request_note(response, logs), f"({served_by}, {elapsed:.0f} ms)") if p)
+        line = f"{request.method} {request.path} -> {response.status} {note}"
+        # One write per request, so concurrent requests never run their lines together.
+        self._log("\n".join([line, *(f"    {entry}" for entry in logs)]) if self._log_json else line)
         return response
 
     def _handle(self, request: Request, request_id: str) -> tuple[Response, str]:
@@ -342,13 +405,20 @@ class Gateway:
     # -- calling a function ----------------------------------------------------------------
 
     def _call(self, function: Function, event: dict[str, Any] | None) -> Any:
-        with self._lock, environment(self.environments[function.logical_id]):
-            handler = load_handler(function)
-            if event is None:
-                return None
-            # Lambda hands over and returns JSON: nothing is shared with the gateway or between calls.
-            result = handler(json.loads(json.dumps(event)), LambdaContext(function_name=function.logical_id))
-            return json.loads(json.dumps(result))
+        capture = self._output.capture() if self._output is not None else nullcontext([])
+        kept: list[str] = []
+        try:
+            with self._lock, environment(self.environments[function.logical_id]), capture as kept:
+                handler = load_handler(function)
+                if event is None:
+                    return None
+                # Lambda hands over and returns JSON: nothing is shared with the gateway or between calls.
+                result = handler(json.loads(json.dumps(event)), LambdaContext(function_name=function.logical_id))
+                return json.loads(json.dumps(result))
+        finally:
+            logs = getattr(self._request, "logs", None)
+            if logs is not None:
+                logs.extend(line for line in "".join(kept).splitlines() if line.strip())
 
 
 def identity_value(source: str, event: dict[str, Any]) -> str | None:
@@ -507,8 +577,11 @@ class LocalPaygate:
         fresh: bool = False,
         template: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        output: FunctionOutput | None = None,
+        log_json: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        self.output, self.log_json = output, log_json
         self.directory = directory or state_dir()
         self.in_memory, self.fresh = in_memory, fresh
         self.template = template
@@ -549,7 +622,14 @@ class LocalPaygate:
             self.dynamodb = DynamoDBLocal(data_dir=None if self.in_memory else self.state.data_dir).start()
             try:
                 self.dynamodb.create_table(TABLE_NAME)
-                gateway = Gateway(self.state, self.dynamodb.endpoint, self.template, log=self.log)
+                gateway = Gateway(
+                    self.state,
+                    self.dynamodb.endpoint,
+                    self.template,
+                    log=self.log,
+                    output=self.output,
+                    log_json=self.log_json,
+                )
                 gateway.load_all()
                 self.gateway = gateway
             except BaseException:
@@ -673,10 +753,18 @@ def main(argv: list[str] | None = None) -> int:
         help="a template parameter's value, e.g. AuthorizerCacheTtl=300; repeatable",
     )
     parser.add_argument("--quiet", action="store_true", help="no request log")
+    parser.add_argument(
+        "--log-json", action="store_true", help="under each request, the JSON lines its functions logged"
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        sys.stderr.flush()
+
+    # Handlers bind their loggers to sys.stdout when imported: from now on, their lines are kept per request.
+    output = FunctionOutput(sys.stdout)
+    sys.stdout = output
 
     template = load(args.template.resolve()) if args.template else load()
     try:
@@ -694,6 +782,8 @@ def main(argv: list[str] | None = None) -> int:
         fresh=args.fresh,
         template=template,
         log=None if args.quiet else log,
+        output=output,
+        log_json=args.log_json,
     )
     try:
         paygate.start()

@@ -123,3 +123,15 @@ def test_routes_and_gates_are_checked_against_each_other_at_start(tmp_path: Path
     del without_team["Resources"]["PremiumTeamFunction"]
     (warning,) = Gateway(state, "http://127.0.0.1:1", without_team).warnings
     assert "'GET /team'" in warning and "typo" in warning
+
+
+def test_each_request_is_one_short_line_and_the_functions_json_stays_behind_a_flag(paygate_server: Server) -> None:
+    user = f"user_log{uuid.uuid4().hex[:10]}"
+    token = run(paygate_server.state.directory, "paygate_dev.token", "--user", user).stdout.strip()
+    assert paygate_server.get("/pro/export", token)[0] == 403
+    sent = run(paygate_server.state.directory, "paygate_dev.send", "clerk/subscriptionItem.active.json", "--tamper")
+    assert sent.returncode == 2
+    log = paygate_server.log.read_text()
+    assert "GET /pro/export -> 403 denied: not_granted (by PaygateAuthorizer, " in log
+    assert "POST /webhooks/clerk/subscriptions -> 401 invalid_signature (ClerkSubscriptionsFunction, " in log
+    assert '{"level"' not in log, "the functions' JSON log lines are shown only with --log-json"
