@@ -83,7 +83,7 @@ class InMemoryStateStore:
             self._request("read_partitions")
             return {pk: self._partition(pk, sk_prefix) for pk in sorted(set(pks))}
 
-    def scan(self, pk_prefix: str, sk_prefix: str = "") -> Iterator[Item]:
+    def scan(self, pk_prefix: str = "", sk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
         with self._lock:
             self._request("scan")
             found = [
@@ -93,7 +93,8 @@ class InMemoryStateStore:
                 for sk in sorted(self._items[pk])
                 if sk.startswith(sk_prefix)
             ]
-        yield from found
+        for item in found:
+            yield {k: v for k, v in item.items() if k in ("pk", "sk", *attributes)} if attributes else item
 
     # -- for tests -----------------------------------------------------------------------------
 

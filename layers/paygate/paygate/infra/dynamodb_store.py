@@ -179,28 +179,33 @@ class DynamoStateStore:
         except Exception as exc:
             raise _unavailable(exc) from exc
 
-    def scan(self, pk_prefix: str, sk_prefix: str = "") -> Iterator[Item]:
-        """A ``Scan`` filtered on both key prefixes, page by page (strongly consistent reads)."""
+    def scan(self, pk_prefix: str = "", sk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
+        """A paged, strongly consistent Scan filtered on both key prefixes (maintenance and operator tools
+        only: it reads the whole table)."""
         from paygate.infra.dynamodb import from_item
 
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "FilterExpression": "begins_with(pk, :pk)",
-            "ExpressionAttributeValues": {":pk": {"S": pk_prefix}},
-            "ConsistentRead": True,
-        }
-        if sk_prefix:
-            kwargs["FilterExpression"] += " AND begins_with(sk, :sk)"
-            kwargs["ExpressionAttributeValues"][":sk"] = {"S": sk_prefix}
+        expression = _Expression()
+        request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        filters = [
+            f"begins_with({key}, {expression.value({'S': prefix})})"
+            for key, prefix in (("pk", pk_prefix), ("sk", sk_prefix))
+            if prefix
+        ]
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        if attributes:
+            wanted = dict.fromkeys(["pk", "sk", *attributes])
+            request["ProjectionExpression"] = ", ".join(expression.name(a) for a in wanted)
+        request.update(expression.parameters())
         while True:
             try:
-                page = self.client.scan(**kwargs)
+                page = self.client.scan(**request)
             except Exception as exc:
                 raise _unavailable(exc) from exc
             yield from (from_item(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # -- requests -------------------------------------------------------------------------------------

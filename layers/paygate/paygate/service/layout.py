@@ -92,6 +92,8 @@ class InboxEntry:
     received_at: int
     event_type: str | None = None
     error: str | None = None
+    #: When an operator re-ran the stored body (``paygate replay``); retention counts from then.
+    replayed_at: int | None = None
 
     @property
     def key(self) -> Key:
@@ -116,9 +118,11 @@ def inbox_item(
     }
     if entry.error:
         item["error"] = entry.error
+    if entry.replayed_at is not None:
+        item["replayed_at"] = entry.replayed_at
     if outcome is not Outcome.QUARANTINED:
         # Quarantined events stay until replayed; the rest expire after the retention period.
-        item[EXPIRES_AT] = entry.received_at // 1000 + retention_s
+        item[EXPIRES_AT] = (entry.replayed_at or entry.received_at) // 1000 + retention_s
     return item
 
 

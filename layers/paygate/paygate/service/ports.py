@@ -201,8 +201,14 @@ class StateStore(Protocol):
         every asked partition is in the result, empty when it holds nothing."""
         ...
 
-    def scan(self, pk_prefix: str, sk_prefix: str = "") -> Iterator[Item]:
-        """Every item whose ``pk`` starts with ``pk_prefix`` and ``sk`` with ``sk_prefix``, page by page.
 
-        It reads the whole table: for maintenance runs (reconciliation), never on a request's path."""
+class ScanningStore(StateStore, Protocol):
+    """A store that can also be read whole: for maintenance runs (reconciliation) and operator tools
+    (listing the inbox, finding what touched a payer), never on a request path, since it reads every
+    item of the table."""
+
+    def scan(self, pk_prefix: str = "", sk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
+        """Every item whose ``pk`` starts with ``pk_prefix`` and ``sk`` with ``sk_prefix``, in no particular
+        order, read page by page. ``attributes`` (with ``pk`` and ``sk`` always included) narrows what each
+        item carries."""
         ...
