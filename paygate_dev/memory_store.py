@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from paygate.service.ports import Delete, Item, Key, Put, Require, StoreUnavailable, Update, Write, WriteRejected
+from paygate.service.ports import Delete, Index, Item, Key, Put, Require, StoreUnavailable, Update, Write, WriteRejected
 
 #: DynamoDB's item size limit (the JSON length is a close enough measure for tests).
 MAX_ITEM_BYTES = 400 * 1024
@@ -32,7 +32,8 @@ class InMemoryStateStore:
         self._failures: list[str] = []
 
     def fail_next(self, *operations: str) -> None:
-        """The next requests of these operations (``write``, ``get``, ``query``, ``read_partitions``) fail."""
+        """The next requests of these operations (``write``, ``get``, ``query``, ``read_partitions``,
+        ``query_index``) fail."""
         self._failures.extend(operations)
 
     def _request(self, operation: str) -> None:
@@ -78,10 +79,23 @@ class InMemoryStateStore:
             self._request("query")
             return self._partition(pk, sk_prefix)
 
-    def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
+    def read_partitions(
+        self, pks: Sequence[str], sk_prefix: str = "", *, consistent: bool = False
+    ) -> dict[str, list[Item]]:
         with self._lock:
             self._request("read_partitions")
             return {pk: self._partition(pk, sk_prefix) for pk in sorted(set(pks))}
+
+    def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
+        with self._lock:
+            self._request("query_index")
+            found = [
+                {"pk": item["pk"], "sk": item["sk"], index.pk: pk, index.sk: item[index.sk]}
+                for partition in self._items.values()
+                for item in partition.values()
+                if item.get(index.pk) == pk and isinstance(item.get(index.sk), int) and item[index.sk] <= up_to
+            ]
+            return sorted(found, key=lambda i: (i[index.sk], i["pk"], i["sk"]))
 
     # -- for tests -----------------------------------------------------------------------------
 
