@@ -184,7 +184,6 @@ class DynamoStateStore:
         except Exception as exc:
             raise _unavailable(exc) from exc
 
-
     def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
         from paygate.infra.dynamodb import from_item
 
