@@ -30,6 +30,8 @@ class InMemoryStateStore:
         #: Requests made, by operation, for tests that count them.
         self.requests: list[str] = []
         self._failures: list[str] = []
+        #: The new image of every item written, in write order: what a DynamoDB stream (NEW_IMAGE) carries.
+        self.stream: list[Item] = []
 
     def fail_next(self, *operations: str) -> None:
         """The next requests of these operations (``write``, ``get``, ``query``, ``read_partitions``,
@@ -68,6 +70,8 @@ class InMemoryStateStore:
                 raise WriteRejected(writes, failed, existing=existing)
             for key, write in zip(keys, writes, strict=True):
                 self._apply(key, write)
+                if not isinstance(write, Require | Delete):
+                    self.stream.append(copy.deepcopy(self._items[key.pk][key.sk]))
 
     def get(self, key: Key) -> Item | None:
         with self._lock:

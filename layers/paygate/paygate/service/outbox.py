@@ -104,10 +104,14 @@ class Outbox:
         after_items = _overlay(items, planned, payer_pk(payer.key))
         held = entitlements_of(payer, payer_state(after_items, now_ms), self.catalog, self.policy, now_ms)
         after = snapshot_of(held)
-        if head is None:
-            # The first write for this payer: compare with what the stored records granted until now.
+        if head is None and always:
+            # The first event for this payer since events were enabled: compare with what its stored
+            # records granted until now, so existing payers are not announced as new ones.
             before_held = entitlements_of(payer, payer_state(items, now_ms), self.catalog, self.policy, now_ms)
             before, revision, sequence = snapshot_of(before_held), 0, 0
+        elif head is None:
+            # Re-evaluating a payer never announced (state that moved in with a new link): all is new.
+            before, revision, sequence = Snapshot(), 0, 0
         else:
             before, revision, sequence = Snapshot.from_fields(head), int(head["revision"]), int(head["sequence"])
         announcements = [*extra, *changes(before, after, held)]
