@@ -21,6 +21,7 @@ from paygate.service.publisher import BusUnavailable, Sweeper, publisher_handler
 from paygate_dev.bus import StreamReader, stream_filters, streams_client
 from paygate_dev.demo import clerk_item_event
 from tests.conftest import body_of
+from tests.service.test_event_schemas import validator
 from tests.service.test_outbox import DAY, NOW, Clock
 
 USER = Payer(PayerKind.USER, "user_1")
@@ -139,6 +140,7 @@ def test_nothing_is_lost_and_order_is_kept_when_the_publisher_fails_midway(servi
 
     delivered_once = list({e["detail"]["id"]: e for e in bus.events}.values())
     assert delivered_once == healthy.events  # every event, in the same order, with the same ids
+    assert all(validator(e["detail_type"]).is_valid(e["detail"]) for e in delivered_once)
     # The record whose answer was lost came again, with the same ids and the same content.
     redelivered = [e for e in bus.events if bus.events.count(e) > 1]
     assert redelivered == [healthy.events[0]] * 2

@@ -33,7 +33,7 @@ class EventBridgeBus:
 
             from paygate.infra.dynamodb_store import client_config
 
-            # AWS_ENDPOINT_URL_EVENTS (the AWS SDK's own setting) points it elsewhere (the tests' stand-in).
+            # AWS_ENDPOINT_URL_EVENTBRIDGE (the AWS SDK's own setting) points it elsewhere (the tests' stand-in).
             self._client = get_session().create_client("events", config=client_config())
         return self._client
 

@@ -100,14 +100,17 @@ class Sweeper:
 def publisher_handler(bus: Bus | None = None) -> Callable[[dict, Any], dict]:
     """The handler of the stream's event source mapping (``FunctionResponseTypes: ReportBatchItemFailures``).
 
-    ``bus`` defaults to the EventBridge bus named by ``EVENT_BUS_NAME``; the local runner passes its own.
+    ``bus`` defaults to the EventBridge bus named by ``EVENT_BUS_NAME``, and each event published is logged;
+    the local runner passes its own bus, which shows them itself.
     """
-    from aws_lambda_powertools import Logger
-
     from paygate import settings
     from paygate.infra.dynamodb import from_item
 
-    logger = Logger(service="paygate", function_family="events")
+    logger = None
+    if bus is None:
+        from aws_lambda_powertools import Logger
+
+        logger = Logger(service="paygate", function_family="events")
     bound: dict[str, Publisher] = {}
 
     def handler(event: dict, context: Any) -> dict:
@@ -124,13 +127,13 @@ def publisher_handler(bus: Bus | None = None) -> Callable[[dict, Any], dict]:
             for r in event.get("Records", [])
         ]
         published, failed = publisher.publish(records)
-        for e in published:
-            logger.info(
-                "event published",
-                extra={"detail_type": e["detail_type"], "id": e["detail"]["id"], "sequence": e["detail"]["sequence"]},
-            )
-        if failed is not None:
-            logger.warning("publishing stopped; the rest is delivered again", extra={"sequence_number": failed})
+        if logger is not None:
+            for e in published:
+                detail = e["detail"]
+                shown = {"detail_type": e["detail_type"], "id": detail["id"], "sequence": detail["sequence"]}
+                logger.info("event published", extra=shown)
+            if failed is not None:
+                logger.warning("publishing stopped; the rest is delivered again", extra={"sequence_number": failed})
         return {"batchItemFailures": [{"itemIdentifier": failed}] if failed is not None else []}
 
     return handler
