@@ -172,3 +172,19 @@ def test_a_window_end_is_published_once_the_clock_passes_it(service, reader, bus
     assert sweeper.sweep() == []
     reader.poll()
     assert len(bus.events) == 3
+
+
+def test_the_sweeper_function_announces_a_window_that_ended(table, monkeypatch, reader, bus):
+    """The deployed entry point (functions/entitlements_sweeper), on paygate's clock moved past the end."""
+    import paygate.clock
+    from paygate_dev.invoke import invoke
+
+    monkeypatch.setattr(paygate.clock, "now_ms", lambda: NOW)
+    service = ApplyService(DynamoStateStore(table), sleep=lambda _: None)  # the default clock: paygate's
+    ends = NOW + DAY
+    service.apply(entry("msg_1"), Effect(USER, (item(1, "canceled", cancel_at_period_end=True, period_end=ends),)))
+    assert invoke("EntitlementsSweeperFunction", {}) == {"announced": 0}
+    monkeypatch.setattr(paygate.clock, "now_ms", lambda: ends + 1000)
+    assert invoke("EntitlementsSweeperFunction", {}) == {"announced": 1}
+    reader.poll()
+    assert [e["detail"]["plans"]["removed"] for e in bus.events] == [[], ["pro"]]
