@@ -5,9 +5,11 @@
 Each step sends what a provider or a client would send, over HTTP, and prints the answer:
 
 1. Ana has no plan: the pro route is closed to her.
-2. Ana subscribes to Pro through Clerk Billing; her account shows it.
+2. Ana subscribes to Pro through Clerk Billing; her account shows it, and paygate publishes
+   ``Entitlements Changed`` (plans added) on its event bus (``.local/bus.jsonl``).
 3. The pro route opens for her with a session token that does not carry the plan yet (the store decides).
-4. Ana cancels at period end: the route stays open until the period she paid for ends.
+4. Ana cancels at period end: the route stays open until the period she paid for ends; the event
+   published says when her access ends.
 5. Ben subscribes through Dodo Payments, then his renewal fails: on hold, with a grace period.
 6. Ben is granted credits and spends some: the balance follows.
 7. A tampered webhook is refused; a replayed one changes nothing.
@@ -236,6 +238,39 @@ class Tour:
         self.expect(f"POST {path} {envelope['type']}", answer.status, expected, detail=detail)
         return sent
 
+    def published(self, sent: tuple[str, bytes, Answer] | None, wait_s: float = 15.0) -> None:
+        """Show the events the server published for a delivery: the lines of its ``bus.jsonl`` whose cause
+        is that delivery (the local bus publishes within a second or so)."""
+        if "EventsPublisherFunction" not in functions():
+            self.missing_part("the event publisher")
+            return
+        if sent is None:
+            return
+        msg_id = sent[2].msg_id
+        bus = self.state.directory / "bus.jsonl"
+        deadline = time.monotonic() + wait_s
+        found: list[dict[str, Any]] = []
+        while not found and time.monotonic() < deadline:
+            lines = bus.read_text().splitlines() if bus.exists() else []
+            found = [e for e in map(json.loads, lines) if e["detail"]["cause"]["event_id"] == msg_id]
+            if not found:
+                time.sleep(0.25)
+        if not found:
+            self.note(f"UNEXPECTED: nothing was published for delivery {msg_id} (see {bus})")
+            self.failures.append(f"step {self.step}: no event published for {msg_id}")
+            return
+        for event in found:
+            detail = event["detail"]
+            self.note(f"published on the event bus: {event['detail-type']} #{detail['sequence']} (id {detail['id']})")
+            for part in ("plans", "features"):
+                if part in detail:
+                    moved = [f"+{x}" for x in detail[part]["added"]] + [f"-{x}" for x in detail[part]["removed"]]
+                    now_held = ", ".join(detail[part]["current"]) or "none"
+                    self.note(f"   {part}: {' '.join(moved) or 'unchanged'} (now: {now_held})")
+            for window in detail.get("access_windows", []):
+                until = day(window["ends_at"]) if window["ends_at"] else "renewal (no end)"
+                self.note(f"   access: {window['plan']} ({window['status']}) until {until}")
+
     def account(self, user: str, check: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         """``GET /me/subscription`` for ``user``, summarized; ``check`` names what is wrong, if anything."""
         if f"GET {ACCOUNT_PATH}" not in self.routes():
@@ -273,6 +308,7 @@ class Tour:
         active = clerk_item_event("active", now_ms=now - 60_000, period_end_ms=period_end, **ids)
         first = self.post("clerk", active)
         self.account(ana, lambda b: None if "pro" in (b.get("plans") or []) else "Pro is not among Ana's plans")
+        self.published(first)
 
         # 3
         self.heading("The pro route opens for Ana, though her token does not carry the plan")
@@ -285,7 +321,7 @@ class Tour:
         # 4
         self.heading(f"Ana cancels; Pro stays hers until the period ends ({day(period_end)})")
         canceled = clerk_item_event("canceled", now_ms=now - 30_000, period_end_ms=period_end, **ids)
-        self.post("clerk", canceled)
+        self.published(self.post("clerk", canceled))
 
         def paid_period_kept(body: dict[str, Any]) -> str | None:
             subs = [x for x in subscriptions_of(body) if x.get("status") == "canceled"]

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from paygate.service.ports import Delete, Item, Key, Put, Require, StoreUnavailable, Update, Write, WriteRejected
+from paygate.service.ports import Delete, Index, Item, Key, Put, Require, StoreUnavailable, Update, Write, WriteRejected
 
 #: DynamoDB's item size limit (the JSON length is a close enough measure for tests).
 MAX_ITEM_BYTES = 400 * 1024
@@ -30,9 +30,12 @@ class InMemoryStateStore:
         #: Requests made, by operation, for tests that count them.
         self.requests: list[str] = []
         self._failures: list[str] = []
+        #: The new image of every item written, in write order: what a DynamoDB stream (NEW_IMAGE) carries.
+        self.stream: list[Item] = []
 
     def fail_next(self, *operations: str) -> None:
-        """The next requests of these operations (``write``, ``get``, ``query``, ``read_partitions``, ``scan``) fail."""
+        """The next requests of these operations (``write``, ``get``, ``query``, ``read_partitions``,
+        ``query_index``, ``scan``) fail."""
         self._failures.extend(operations)
 
     def _request(self, operation: str) -> None:
@@ -67,6 +70,8 @@ class InMemoryStateStore:
                 raise WriteRejected(writes, failed, existing=existing)
             for key, write in zip(keys, writes, strict=True):
                 self._apply(key, write)
+                if not isinstance(write, Require | Delete):
+                    self.stream.append(copy.deepcopy(self._items[key.pk][key.sk]))
 
     def get(self, key: Key) -> Item | None:
         with self._lock:
@@ -78,7 +83,9 @@ class InMemoryStateStore:
             self._request("query")
             return self._partition(pk, sk_prefix)
 
-    def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
+    def read_partitions(
+        self, pks: Sequence[str], sk_prefix: str = "", *, consistent: bool = False
+    ) -> dict[str, list[Item]]:
         with self._lock:
             self._request("read_partitions")
             return {pk: self._partition(pk, sk_prefix) for pk in sorted(set(pks))}
@@ -95,6 +102,17 @@ class InMemoryStateStore:
             ]
         for item in found:
             yield {k: v for k, v in item.items() if k in ("pk", "sk", *attributes)} if attributes else item
+
+    def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
+        with self._lock:
+            self._request("query_index")
+            found = [
+                {"pk": item["pk"], "sk": item["sk"], index.pk: pk, index.sk: item[index.sk]}
+                for partition in self._items.values()
+                for item in partition.values()
+                if item.get(index.pk) == pk and isinstance(item.get(index.sk), int) and item[index.sk] <= up_to
+            ]
+            return sorted(found, key=lambda i: (i[index.sk], i["pk"], i["sk"]))
 
     # -- for tests -----------------------------------------------------------------------------
 

@@ -57,7 +57,8 @@ def run_reconcile(
             "no provider is configured: set CLERK_SECRET_KEY and/or DODO_PAYMENTS_API_KEY "
             "(with CLERK_API_URL / DODO_PAYMENTS_BASE_URL), or start `make run ARGS=--fake-providers`"
         )
-    service = ReconcileService(ApplyService(DynamoStateStore(TABLE_NAME)), retention_days=config.retention_days)
+    applier = ApplyService(DynamoStateStore(TABLE_NAME), config.retention_days, catalog=catalog, policy=config.policy)
+    service = ReconcileService(applier, retention_days=config.retention_days)
     scope = Scope(payer, service.linked_customers(payer)) if payer else Scope()
     return service.run(fetchers, scope, trigger=trigger)
 

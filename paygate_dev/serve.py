@@ -35,6 +35,7 @@ from urllib.parse import unquote
 
 from paygate_dev import LAYER_DIR
 from paygate_dev.apigw import LambdaContext, http_event
+from paygate_dev.bus import start_local_bus
 from paygate_dev.dynamodb_local import DynamoDBLocal
 from paygate_dev.invoke import load_handler
 from paygate_dev.local_env import TABLE_NAME, LocalState, function_environment, load_state, state_dir
@@ -651,6 +652,7 @@ class LocalPaygate:
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="paygate-http", daemon=True)
         self._thread.start()
+        self.bus = start_local_bus(self, echo=self.log)
         self.state.server_file.write_text(json.dumps(self.record(), indent=2) + "\n")
         return self
 
@@ -669,6 +671,9 @@ class LocalPaygate:
         }
 
     def stop(self) -> None:
+        if getattr(self, "bus", None) is not None:
+            self.bus.stop()
+            self.bus = None
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()

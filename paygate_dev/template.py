@@ -79,6 +79,8 @@ def table_definition(template: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     if props.get("GlobalSecondaryIndexes"):
         definition["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        definition["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
     return definition
 
 

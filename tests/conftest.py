@@ -141,7 +141,45 @@ def decode(family: Any, body: bytes | str, delivery: Any) -> tuple[str, Any]:
     return family.decode(load_json_object(raw), delivery, load_catalog())
 
 
-__all__ = ["Answer", "Path", "Sender", "WebhookSender", "body_of", "decode", "sample", "sample_json", "sample_names"]
+#: What a payer's outbox item records of how its announcements arrived (their number, the last cause):
+#: it differs between delivery orders, while the announced snapshot itself converges.
+ANNOUNCEMENT_HISTORY = frozenset({"revision", "sequence", "announce", "events", "cause", "evaluated_at"})
+
+
+def converging(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored item without what depends on the order deliveries arrived in (for convergence tests)."""
+    if record.get("kind") != "entitlements":
+        return record
+    return {k: v for k, v in record.items() if k not in ANNOUNCEMENT_HISTORY}
+
+
+def timeless(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored item without the instants an outbox item was evaluated at (the clock of the run)."""
+    if record.get("kind") != "entitlements":
+        return record
+    kept = {k: v for k, v in record.items() if k != "evaluated_at"}
+    if "events" in kept:
+        events = json.loads(kept["events"])
+        for event in events:
+            event.pop("time", None)
+            event["detail"].pop("occurred_at", None)
+        kept["events"] = events
+    return kept
+
+
+__all__ = [
+    "Answer",
+    "Path",
+    "Sender",
+    "WebhookSender",
+    "body_of",
+    "converging",
+    "decode",
+    "sample",
+    "sample_json",
+    "sample_names",
+    "timeless",
+]
 
 
 def optional_field_variants(model: Any, document: Any, path: tuple[Any, ...] = ()) -> list[tuple[str, str, Any]]:

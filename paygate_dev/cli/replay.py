@@ -76,7 +76,7 @@ def replay_events(args: argparse.Namespace, target: Target) -> int:
                     raise
                 raise Failure(NOT_FOUND, f"{failure} (nothing was replayed)") from None
 
-    service = ReplayService(target.store, target.catalog, target.families, target.retention_days)
+    service = ReplayService(target.store, target.catalog, target.families, target.retention_days, policy=target.policy)
     results: list[ReplayResult] = []
     failures: list[dict[str, str]] = []
     for item in stored:

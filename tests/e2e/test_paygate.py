@@ -176,3 +176,41 @@ def test_the_demo_runs_to_the_end(paygate_server: Server) -> None:
     assert "answered as expected" in done.stdout
     for step in range(1, 8):
         assert f"\n{step}. " in done.stdout
+
+
+def published_by(server: Server, msg_id: str, count: int) -> list[dict]:
+    """The lines of ``.local/bus.jsonl`` caused by delivery ``msg_id``, once ``count`` of them are there
+    (the bus thread publishes within a second or so; a generous deadline, not a timing assertion)."""
+    bus = server.state.directory / "bus.jsonl"
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [json.loads(line) for line in bus.read_text().splitlines()] if bus.exists() else []
+        found = [e for e in lines if e["detail"]["cause"]["event_id"] == msg_id]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_make_run_publishes_each_change_once_onto_the_local_bus(paygate_server: Server) -> None:
+    user = new_user()
+    first, body = subscribe(paygate_server, user)
+    (event,) = published_by(paygate_server, first.msg_id, 1)
+    # Each line is what an EventBridge target receives.
+    assert (event["source"], event["detail-type"]) == ("paygate", "Entitlements Changed")
+    assert event["detail"]["payer"] == {"type": "user", "id": user}
+    assert event["detail"]["plans"]["added"] == ["pro"]
+    # A redelivery announces nothing; a cancellation announces when access ends.
+    endpoint = endpoint_for_type("clerk", "subscriptionItem.active")
+    send(
+        paygate_server.url,
+        endpoint,
+        body,
+        secret=paygate_server.state.signing_secret(endpoint.function),
+        msg_id=first.msg_id,
+    )
+    canceled, _ = subscribe(paygate_server, user, kind="canceled")
+    (ending,) = published_by(paygate_server, canceled.msg_id, 1)
+    assert ending["detail"]["access_windows"][0]["ends_at"] is not None
+    # The stream is published in order: had the redelivery announced anything, it would be there by now.
+    assert published_by(paygate_server, first.msg_id, 1) == [event]
+    assert f"event Entitlements Changed user:{user} #1 +pro" in paygate_server.log.read_text()

@@ -23,6 +23,7 @@ from paygate_dev.apigw import http_event
 from paygate_dev.dynamodb_local import DynamoDBLocal
 from paygate_dev.invoke import invoke
 from paygate_dev.signing import new_secret, signed_headers
+from tests.conftest import timeless
 from tests.reliability.faults import FaultInjector
 
 settings.register_profile(
@@ -98,7 +99,8 @@ class Harness:
         """Everything stored, minus what only says *when* it was received (differs between runs)."""
         volatile = {"received_at", "expires_at"}
         return {
-            (item["pk"], item["sk"]): {k: v for k, v in item.items() if k not in volatile} for item in self.items(table)
+            (item["pk"], item["sk"]): {k: v for k, v in timeless(item).items() if k not in volatile}
+            for item in self.items(table)
         }
 
     def drop_tables(self) -> None:

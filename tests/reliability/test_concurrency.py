@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.synthetic import clerk_story
+from tests.conftest import converging
 from tests.reliability.conftest import Answer, Harness
 
 THREADS = 8
@@ -14,7 +15,7 @@ THREADS = 8
 
 def payer_records(harness: Harness, table: str) -> dict:
     return {
-        key: {k: v for k, v in item.items() if k != "provider"}
+        key: {k: v for k, v in converging(item).items() if k != "provider"}
         for key, item in harness.snapshot(table).items()
         if key[0].startswith(("PAYER#", "HISTORY#"))
     }

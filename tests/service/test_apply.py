@@ -10,8 +10,9 @@ import pytest
 from paygate.domain.links import customer_payer, link_record
 from paygate.domain.records import CreditBalance
 from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind, RecordKind, StateRecord, version_key
-from paygate.service.apply import ApplyService, PayerConflict
+from paygate.service.apply import MAX_ATTEMPTS, ApplyService, PayerConflict
 from paygate.service.layout import InboxEntry, payer_pk, record_sk
+from paygate.service.outbox import HEAD_SK
 from paygate.service.ports import Key, Put, StoreUnavailable, WriteRejected
 from paygate_dev.memory_store import InMemoryStateStore
 
@@ -45,7 +46,8 @@ def service(memory) -> ApplyService:
 
 
 def stored(service: ApplyService, payer: Payer = PAYER) -> dict[str, dict]:
-    return {r["sk"]: r for r in service.payer_items(payer.key)}
+    """The payer's records (without their outbox item, see tests/service/test_outbox.py)."""
+    return {r["sk"]: r for r in service.payer_items(payer.key) if r["sk"] != HEAD_SK}
 
 
 # -- exactly once ----------------------------------------------------------------------------------
@@ -53,7 +55,8 @@ def stored(service: ApplyService, payer: Payer = PAYER) -> dict[str, dict]:
 
 def test_an_event_and_its_effect_are_written_together(service, memory):
     assert service.apply(entry("msg_1"), Effect(PAYER, (item(1),))) is Outcome.APPLIED
-    assert memory.requests == ["write"]  # one atomic write: inbox and record
+    # One read (the inbox item and the payer's partition, for the outbox), one atomic write.
+    assert memory.requests == ["read_partitions", "write"]
     kept = service.event("test.family", "msg_1")
     assert kept["outcome"] == "applied" and kept["applied"] == ["item#test:item_1"] and kept["payer"] == PAYER.key
 
@@ -184,17 +187,18 @@ def test_a_link_whose_move_is_not_recorded_is_completed_by_the_next_event(servic
     assert "item#test:item_1" in stored(service) and "item#test:item_1" not in stored(service, CUSTOMER)
     memory.requests.clear()
     service.apply(entry("msg_4"), Effect(PAYER, (link(4), item(4))))
-    assert memory.requests == ["write"]
+    assert memory.requests == ["read_partitions", "write"]
 
 
-def test_a_known_link_costs_one_request_and_a_duplicate_one(service, memory):
+def test_a_known_link_costs_a_read_and_a_write_and_a_duplicate_one_read(service, memory):
     service.apply(entry("msg_1"), Effect(PAYER, (link(1), item(1))))
     memory.requests.clear()
     assert service.apply(entry("msg_2"), Effect(PAYER, (link(2), item(2)))) is Outcome.APPLIED
-    assert memory.requests == ["write"]
+    assert memory.requests == ["read_partitions", "write"]
     memory.requests.clear()
+    # The read finds the inbox item: a duplicate writes nothing.
     assert service.apply(entry("msg_2"), Effect(PAYER, (link(2), item(2)))) is Outcome.DUPLICATE
-    assert memory.requests == ["write"]
+    assert memory.requests == ["read_partitions"]
 
 
 def test_the_first_link_stays_and_a_conflicting_event_is_refused(service, memory):
@@ -273,7 +277,9 @@ def test_contention_is_retried_then_answered_as_unavailable(memory):
     memory.write = contended  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable, match="concurrent writers"):
         service.apply(entry("msg_1"), Effect(PAYER, (item(1),)))
-    assert len(slept) == 6 and slept == sorted(slept)
+    # Exponential waits, spread by jitter (each between half and one and a half of 5 ms * 2^attempt).
+    assert len(slept) == MAX_ATTEMPTS
+    assert all(0.0025 * 2**n <= wait <= 0.0075 * 2**n for n, wait in enumerate(slept))
 
 
 def test_keys_follow_the_documented_layout():

@@ -10,7 +10,7 @@ from paygate.service.apply import ApplyService
 from paygate.settings import MAX_WEBHOOK_BODY_BYTES
 from paygate_dev.memory_store import InMemoryStateStore
 from paygate_dev.signing import new_secret
-from tests.conftest import body_of, sample, sample_json, sample_names
+from tests.conftest import body_of, converging, sample, sample_json, sample_names
 
 SUBS = "ClerkSubscriptionsFunction"
 ATTEMPTS = "ClerkPaymentAttemptsFunction"
@@ -24,7 +24,7 @@ def function_for(name: str) -> str:
 
 def state(store, payer=USER):
     """A payer's records without the bookkeeping that differs between deliveries."""
-    return {r["sk"]: {k: v for k, v in r.items() if k not in ("event_id",)} for r in store.payer_items(payer)}
+    return {r["sk"]: {k: v for k, v in converging(r).items() if k != "event_id"} for r in store.payer_items(payer)}
 
 
 @pytest.mark.parametrize("name", sample_names("clerk"))

@@ -52,10 +52,15 @@ def family_for(sample: str) -> WebhookFamily:
     return family_of(endpoint_for_type(provider, event_type).function)
 
 
-def deliver(memory: InMemoryStateStore, family: WebhookFamily, sample: str, msg_id: str) -> dict[str, Any]:
+def deliver(
+    memory: InMemoryStateStore, family: WebhookFamily, sample: str, msg_id: str, evaluated_at: int = NOW
+) -> dict[str, Any]:
+    """``evaluated_at``: when the payer's entitlements are worked out (the outbox), as a replay does at its
+    own moment."""
     body = (EVENTS_DIR / sample).read_bytes()
     headers = signed_headers(SECRET, body, style=HEADER_STYLE[family.provider], msg_id=msg_id)
-    service = WebhookService(family, ApplyService(memory), load_catalog(), lambda: [SECRET], clock=lambda: NOW)
+    applier = ApplyService(memory, clock=lambda: evaluated_at)
+    service = WebhookService(family, applier, load_catalog(), lambda: [SECRET], clock=lambda: NOW)
     return json.loads(service.handle(http_event("POST", "/webhook", body=body, headers=headers)).response["body"])
 
 
@@ -77,7 +82,8 @@ def test_a_quarantined_event_heals_exactly_as_a_delivery_to_the_fixed_release(sa
     family = family_for(sample)
     healed, direct = InMemoryStateStore(), InMemoryStateStore()
     answer = deliver(healed, broken(family), sample, "msg_replayed")
-    expected = deliver(direct, family, sample, "msg_replayed")
+    # The fixed release as if it had received the event when the replay runs (entitlements depend on the time).
+    expected = deliver(direct, family, sample, "msg_replayed", evaluated_at=NOW + 60_000)
     if answer.get("outcome") != Outcome.QUARANTINED.value:
         # A type the family does not apply is kept as ignored by both releases: a replay is a duplicate.
         assert answer["outcome"] == expected["outcome"] == Outcome.IGNORED.value

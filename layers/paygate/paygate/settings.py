@@ -1,11 +1,11 @@
 """Every setting paygate reads from its environment, in one place: the only reader of ``os.environ``.
 
 Each kind of function gets one frozen settings object (:class:`WebhookSettings`,
-:class:`AuthorizerSettings`, :class:`AccountSettings`, :class:`ReconcileSettings`). The reader of
-each declares the variables it reads, and may read no other (a missing declaration fails its first
-use), so the objects are rebuilt exactly when one of those variables changes. Containers cache what they build on the
-settings object itself, so a process that serves several configurations (the tests, the local
-runner) never mixes them, and a Lambda container reads its environment once per invocation.
+:class:`AuthorizerSettings`, :class:`AccountSettings`, :class:`ReconcileSettings`, :class:`EventSettings`).
+The reader of each declares the variables it reads, and may read no other (a missing declaration fails its
+first use), so the objects are rebuilt exactly when one of those variables changes. Containers cache what
+they build on the settings object itself, so a process that serves several configurations (the tests, the
+local runner) never mixes them, and a Lambda container reads its environment once per invocation.
 
 A bad value fails with a :class:`SettingsError` that names the variable (never a secret's value).
 """
@@ -136,6 +136,21 @@ def provider_keys(settings: ReconcileSettings) -> dict[str, str]:
         if value:
             found[provider] = value
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class EventSettings:
+    """The entitlement events' publisher and sweeper (docs/events.md)."""
+
+    table_name: str
+    catalog_path: Path
+    policy: AccessPolicy
+    #: ``EVENT_BUS_NAME``: the custom EventBridge bus events are published on.
+    bus_name: str = ""
+
+
+def event_settings(env: Mapping[str, str] | None = None) -> EventSettings:
+    return _settings(_EVENTS, env)  # type: ignore[return-value]
 
 
 def webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -301,6 +316,15 @@ def _read_reconcile(env: _Env) -> ReconcileSettings:
     )
 
 
+def _read_events(env: _Env) -> EventSettings:
+    return EventSettings(
+        table_name=env.text("TABLE_NAME"),
+        catalog_path=_catalog_path(env),
+        policy=_policy(env),
+        bus_name=env.text("EVENT_BUS_NAME"),
+    )
+
+
 @dataclass(frozen=True)
 class _Reader:
     keys: tuple[str, ...]
@@ -343,6 +367,7 @@ _RECONCILE = _Reader(
     ),
     _read_reconcile,
 )
+_EVENTS = _Reader((*_COMMON, "EVENT_BUS_NAME"), _read_events)
 _CATALOG = _Reader(("PAYGATE_CONFIG",), _catalog_path)
 _LOG_LEVEL = _Reader(("POWERTOOLS_LOG_LEVEL", "AWS_LAMBDA_LOG_LEVEL"), _log_level)
 

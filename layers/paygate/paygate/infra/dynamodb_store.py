@@ -22,6 +22,7 @@ from paygate.service.ports import (
     Delete,
     ExpiredBefore,
     FieldEquals,
+    Index,
     IsAbsent,
     Item,
     Key,
@@ -150,7 +151,9 @@ class DynamoStateStore:
         except Exception as exc:
             raise _unavailable(exc) from exc
 
-    def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
+    def read_partitions(
+        self, pks: Sequence[str], sk_prefix: str = "", *, consistent: bool = False
+    ) -> dict[str, list[Item]]:
         """One PartiQL ``SELECT ... WHERE pk IN [...]``: a single ``ExecuteStatement`` that DynamoDB serves
         as key lookups on each partition (never a scan: the partition key is fixed by ``IN``)."""
         from paygate.infra.dynamodb import from_item
@@ -167,6 +170,8 @@ class DynamoStateStore:
             statement += " AND begins_with(sk, ?)"
             parameters.append({"S": sk_prefix})
         request: dict[str, Any] = {"Statement": statement, "Parameters": parameters}
+        if consistent:
+            request["ConsistentRead"] = True
         try:
             while True:
                 page = self.client.execute_statement(**request)
@@ -206,6 +211,27 @@ class DynamoStateStore:
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
+        from paygate.infra.dynamodb import from_item
+
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index.name,
+            "KeyConditionExpression": "#p = :p AND #s <= :s",
+            "ExpressionAttributeNames": {"#p": index.pk, "#s": index.sk},
+            "ExpressionAttributeValues": {":p": {"S": pk}, ":s": {"N": str(up_to)}},
+        }
+        items: list[Item] = []
+        try:
+            while True:
+                page = self.client.query(**kwargs)
+                items.extend(from_item(i) for i in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    return items
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except Exception as exc:
+            raise _unavailable(exc) from exc
 
 
 # -- requests -------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@
   links lead to (:mod:`paygate.domain.links`); when a link is written, what was kept under its source
   moves into the payer's partition.
 * **Merged records** (a credit balance) are read, merged and written only if unchanged since the read.
+* **Changes are announced once.** The payer's partition is read with the inbox item (one request);
+  when the event changes what the payer is granted, the same atomic write records the events to
+  publish in the payer's outbox item (:mod:`paygate.service.outbox`). A duplicate or a stale event
+  announces nothing.
 
 All of it runs against the :class:`~paygate.service.ports.StateStore` port, so the same code is
 tested on the in-memory store and on DynamoDB.
@@ -16,11 +20,16 @@ tested on the in-memory store and on DynamoDB.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from paygate.clock import Clock, system_clock
+from paygate.domain.access import AccessPolicy
+from paygate.domain.announcements import payment_failed
+from paygate.domain.catalog import Catalog
 from paygate.domain.links import INHERIT, LINKED_PAYER, fill_inherited, is_link, link_record_id
 from paygate.domain.state import (
     Effect,
@@ -33,6 +42,7 @@ from paygate.domain.state import (
     body_fields,
 )
 from paygate.service.layout import (
+    INBOX_SK,
     InboxEntry,
     history_pk,
     inbox_item,
@@ -43,6 +53,7 @@ from paygate.service.layout import (
     record_key,
     record_sk,
 )
+from paygate.service.outbox import ANNOUNCED_KINDS, Cause, Outbox, events_of
 from paygate.service.ports import (
     VERSION,
     AllOf,
@@ -69,7 +80,7 @@ MOVED = "moved"
 #: On an inbox item: the provider ids whose new links still have records to move.
 MOVING = "moving"
 #: Attempts at one event against concurrent writers of the same records before answering 5xx.
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 8
 #: A customer, or a payment that leads to its customer: links never chain further than this.
 MAX_LINK_HOPS = 3
 DAY_S = 86_400
@@ -107,10 +118,21 @@ class ApplyService:
         store: StateStore,
         retention_days: int = 90,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        catalog: Catalog | None = None,
+        policy: AccessPolicy | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.store = store
         self.retention_s = retention_days * DAY_S
         self._sleep = sleep
+        self._clock = clock
+        if catalog is None:
+            from paygate import settings  # the deployment's catalog, as every function reads it
+            from paygate.infra.catalog_file import load_catalog
+
+            catalog = load_catalog(settings.catalog_path())
+        self.outbox = Outbox(catalog, policy or AccessPolicy())
 
     def apply(self, entry: InboxEntry, effect: Effect) -> Outcome:
         """Record ``entry`` and apply the non-stale part of ``effect``, atomically.
@@ -129,7 +151,15 @@ class ApplyService:
         item: Item = {}
         for attempt in range(MAX_ATTEMPTS):
             resolution = self.resolve(entry.provider, customer) if customer else Resolution(effect.payer)
-            planned = self._plan(entry, others, customer, resolution, stale)
+            bound = [_bind(r, customer, resolution) for r in others.records]
+            announced = sorted({r.payer for r in bound if r.payer.kind in ANNOUNCED_KINDS}, key=lambda p: p.key)
+            # One request: the inbox item (a duplicate ends here) and the partitions whose grants may change.
+            read = self.store.read_partitions([entry.key.pk, *(payer_pk(p.key) for p in announced)], consistent=True)
+            kept = next((i for i in read.get(entry.key.pk, []) if i.get("sk") == INBOX_SK), None)
+            if kept is not None and not self._inbox_accepts(entry).holds(kept):
+                self._finish_moves(entry, kept)
+                return Outcome.DUPLICATE
+            planned = self._plan(entry, bound, stale, read)
             link_writes = {
                 record_key(link): self._link_write(link, entry, record_key(link) in creating) for link in links
             }
@@ -142,7 +172,8 @@ class ApplyService:
             # (a duplicate) finishes them.
             item[MOVING] = [link.payer.key for link in links if record_key(link) in creating]
             inbox = Put(item, self._inbox_accepts(entry), return_existing=True)
-            writes: list[Write] = [inbox, *(w for _, w in planned), *link_writes.values()]
+            heads = self._outboxes(entry, announced, planned, read)
+            writes: list[Write] = [inbox, *(w for _, w in planned), *link_writes.values(), *heads]
             if planned and resolution.unlinked is not None:
                 writes.append(Require(_link_key(entry.provider, resolution.unlinked), IsAbsent()))
             try:
@@ -153,17 +184,60 @@ class ApplyService:
                     self._finish_moves(entry, rejected.existing(inbox))
                     return Outcome.DUPLICATE
                 # A plain record that failed its version guard is stale: drop it and apply the rest.
-                # A merged record or the unlinked check that failed is read and resolved again.
+                # A merged record, the unlinked check or an outbox item that another writer moved on
+                # is read and resolved again.
                 stale.update(record_key(r) for r, w in planned if isinstance(w, Update) and rejected.failed(w))
                 for link in links:
                     if rejected.failed(link_writes[record_key(link)]):
                         self._settle_link(entry.provider, link, creating)
-                if rejected.contended:
-                    self._sleep(0.005 * (2**attempt))
+                if rejected.contended or any(rejected.failed(h) for h in heads):
+                    # Another writer of the same payer went first: wait a little, spread, before reading again.
+                    self._sleep(_backoff(attempt))
         else:
             raise StoreUnavailable("the event could not be applied: too many concurrent writers")
         self._finish_moves(entry, item)
         return outcome
+
+    def _outboxes(
+        self,
+        entry: InboxEntry,
+        announced: list[Payer],
+        planned: list[tuple[StateRecord, Write]],
+        read: Mapping[str, list[Item]],
+    ) -> list[Write]:
+        """Each announced payer's outbox item, for the records this write changes (none if stale)."""
+        writes: list[Write] = []
+        now = self._clock()
+        for payer in announced:
+            mine = [(r, w) for r, w in planned if r.payer == payer]
+            if not mine:
+                continue
+            cause = Cause("event", entry.provider, entry.event_id, entry.event_type, max(r.version for r, _ in mine))
+            failures = [
+                found for r, w in mine if (found := payment_failed(r.kind, r.record_id, _fields_of(w))) is not None
+            ]
+            put = self.outbox.write(payer, read[payer_pk(payer.key)], [w for _, w in mine], cause, now, failures)
+            if put is not None:
+                writes.append(put)
+        return writes
+
+    def reevaluate(self, payer: Payer, cause: Cause) -> list[dict[str, Any]]:
+        """Compare what ``payer`` is granted now with what was last announced, and announce the
+        difference (a window that ended, state that moved with a link). The events written, if any."""
+        if payer.kind not in ANNOUNCED_KINDS:
+            return []
+        pk = payer_pk(payer.key)
+        for attempt in range(MAX_ATTEMPTS):
+            items = self.store.read_partitions([pk], consistent=True)[pk]
+            put = self.outbox.write(payer, items, [], cause, self._clock(), always=False)
+            if put is None:
+                return []
+            try:
+                self.store.write([put])
+                return events_of(put.item)
+            except WriteRejected:
+                self._sleep(_backoff(attempt))
+        raise StoreUnavailable("the payer could not be re-evaluated: too many concurrent writers")
 
     def _link_write(self, link: StateRecord, entry: InboxEntry, create: bool) -> Write:
         key = record_key(link)
@@ -198,6 +272,11 @@ class ApplyService:
 
     def _finish_move(self, provider: str, source: Payer) -> None:
         self.move_linked(provider, source)
+        # What moved may change what the payer is granted: announced before the move is marked done,
+        # so a crash in between is announced by the redelivery.
+        target = self.resolve(provider, source).payer
+        if target is not None and target != source:
+            self.reevaluate(target, Cause("link", provider, at=self._clock()))
         link = _link_key(provider, source)
         self.store.write([Update(link, {MOVED: True}, FieldEquals("kind", RecordKind.CUSTOMER_LINK.value))])
 
@@ -218,17 +297,17 @@ class ApplyService:
     def _plan(
         self,
         entry: InboxEntry,
-        effect: Effect,
-        customer: Payer | None,
-        resolution: Resolution,
+        records: list[Any],
         stale: set[Key],
+        read: Mapping[str, list[Item]],
     ) -> list[tuple[StateRecord, Write]]:
         planned: list[tuple[StateRecord, Write]] = []
-        for record in effect.records:
-            record = _bind(record, customer, resolution)
+        for record in records:
             key = record_key(record)
+            # What the read found of the record (``None`` if absent, ``_NOT_READ`` if its partition was not read).
+            found = next((i for i in read[key.pk] if i.get("sk") == key.sk), None) if key.pk in read else _NOT_READ
             if isinstance(record, MergedRecord):
-                stored = self.store.get(key)
+                stored = self.store.get(key) if found is _NOT_READ else found
                 merged = record.merge(record.decode(stored) if stored else None)
                 if merged is None:
                     continue
@@ -238,7 +317,9 @@ class ApplyService:
                 planned.append(
                     (concrete, Put({**record_fields(concrete, entry), "pk": key.pk, "sk": key.sk}, condition))
                 )
-            elif key not in stale:
+            elif key in stale or (isinstance(found, dict) and not OlderThan(record.version).holds(found)):
+                stale.add(key)  # versions only grow: known stale without a failed write
+            else:
                 planned.append((record, Update(key, record_fields(record, entry), OlderThan(record.version))))
         return planned
 
@@ -326,6 +407,21 @@ def _bind(record: StateRecord | MergedRecord, customer: Payer | None, resolution
     if isinstance(record, MergedRecord):
         return replace(record, payer=resolution.payer)
     return replace(record, payer=resolution.payer, body=fill_inherited(record.body, resolution.inherit))
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: exponential, with jitter so racing writers spread."""
+    return 0.005 * (2**attempt) * (0.5 + random.random())  # noqa: S311 - timing jitter, not a secret
+
+
+#: A record whose partition the apply did not read (history, a provider customer's).
+_NOT_READ: Any = object()
+
+
+def _fields_of(write: Write) -> Mapping[str, Any]:
+    if isinstance(write, Put):
+        return write.item
+    return write.fields if isinstance(write, Update) else {}
 
 
 def _link_key(provider: str, source: Payer) -> Key:

@@ -71,9 +71,10 @@ def _service(family: WebhookFamily, bound: dict[WebhookSettings, WebhookService]
     config = settings.webhook_settings()
     service = bound.get(config)
     if service is None:
-        applier = ApplyService(container_store(config.table_name), retention_days=config.retention_days)
-        service = WebhookService(
-            family, applier, load_catalog(config.catalog_path), lambda: settings.webhook_secrets(config)
+        catalog = load_catalog(config.catalog_path)
+        applier = ApplyService(
+            container_store(config.table_name), config.retention_days, catalog=catalog, policy=config.policy
         )
+        service = WebhookService(family, applier, catalog, lambda: settings.webhook_secrets(config))
         bound[config] = service
     return service

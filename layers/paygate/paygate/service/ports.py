@@ -29,6 +29,17 @@ class Key:
     sk: str
 
 
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A sparse secondary index: items carrying both attributes appear in it, keyed by them."""
+
+    name: str
+    #: The index's partition key attribute (a string).
+    pk: str
+    #: The index's sort key attribute (a number).
+    sk: str
+
+
 # -- conditions ---------------------------------------------------------------------------------
 
 
@@ -196,9 +207,16 @@ class StateStore(Protocol):
         """Every item of partition ``pk`` whose sort key starts with ``sk_prefix``, in sort-key order."""
         ...
 
-    def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
+    def read_partitions(
+        self, pks: Sequence[str], sk_prefix: str = "", *, consistent: bool = False
+    ) -> dict[str, list[Item]]:
         """The items of several partitions at once (one request where the store allows), by ``pk``;
         every asked partition is in the result, empty when it holds nothing."""
+        ...
+
+    def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
+        """The keys (``pk``, ``sk`` and the index's own) of the items in partition ``pk`` of ``index``
+        whose sort key is at most ``up_to``, lowest first. Eventually consistent."""
         ...
 
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from paygate.clock import Clock, system_clock
+from paygate.domain.access import AccessPolicy
 from paygate.domain.catalog import Catalog
 from paygate.domain.state import Outcome
 from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, load_json_object
 from paygate.service.apply import ApplyService
 from paygate.service.layout import InboxEntry
-from paygate.service.ports import Delete, Item, Key, Put, Require, StateStore, Update, Write, WriteRejected
+from paygate.service.ports import Delete, Index, Item, Key, Put, Require, StateStore, Update, Write, WriteRejected
 from paygate.service.webhooks import record_verified
 
 
@@ -95,9 +96,12 @@ class ReplayService:
         families: Mapping[str, WebhookFamily],
         retention_days: int = 90,
         clock: Clock = system_clock,
+        policy: AccessPolicy | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
+        #: The grace period the deployment announces access windows with (the outbox).
+        self.policy = policy or AccessPolicy()
         self.families = families
         self.retention_days = retention_days
         self._clock = clock
@@ -117,7 +121,9 @@ class ReplayService:
             replayed_at=self._clock(),
         )
         target: _Rehearsal | _Recorder = _Rehearsal(self.store) if dry_run else _Recorder(self.store)
-        applier = ApplyService(target, retention_days=self.retention_days)
+        applier = ApplyService(
+            target, self.retention_days, catalog=self.catalog, policy=self.policy, clock=self._clock
+        )
         try:
             envelope: dict[str, Any] | InvalidEvent = load_json_object(entry.body.encode())
         except InvalidEvent as exc:
@@ -170,8 +176,13 @@ class _Recorder:
     def query(self, pk: str, sk_prefix: str = "", *, consistent: bool = False) -> list[Item]:
         return self._store.query(pk, sk_prefix, consistent=consistent)
 
-    def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
-        return self._store.read_partitions(pks, sk_prefix)
+    def read_partitions(
+        self, pks: Sequence[str], sk_prefix: str = "", *, consistent: bool = False
+    ) -> dict[str, list[Item]]:
+        return self._store.read_partitions(pks, sk_prefix, consistent=consistent)
+
+    def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
+        return self._store.query_index(index, pk, up_to)
 
     def changes(self) -> Iterator[Change]:
         return (c for c in self._changes.values() if c.before != c.after)
@@ -223,8 +234,14 @@ class _Rehearsal:
                     found[key.sk] = copy.deepcopy(item)
         return [found[sk] for sk in sorted(found)]
 
-    def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
-        return {pk: self.query(pk, sk_prefix) for pk in sorted(set(pks))}
+    def read_partitions(
+        self, pks: Sequence[str], sk_prefix: str = "", *, consistent: bool = False
+    ) -> dict[str, list[Item]]:
+        return {pk: self.query(pk, sk_prefix, consistent=consistent) for pk in sorted(set(pks))}
+
+    def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
+        # Only the clock's sweeper reads the index; a rehearsal never announces through it.
+        return self._store.query_index(index, pk, up_to)
 
     def changes(self) -> Iterator[Change]:
         for key, after in self._overlay.items():
