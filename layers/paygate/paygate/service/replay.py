@@ -121,9 +121,7 @@ class ReplayService:
             replayed_at=self._clock(),
         )
         target: _Rehearsal | _Recorder = _Rehearsal(self.store) if dry_run else _Recorder(self.store)
-        applier = ApplyService(
-            target, self.retention_days, catalog=self.catalog, policy=self.policy, clock=self._clock
-        )
+        applier = ApplyService(target, self.retention_days, catalog=self.catalog, policy=self.policy, clock=self._clock)
         try:
             envelope: dict[str, Any] | InvalidEvent = load_json_object(entry.body.encode())
         except InvalidEvent as exc:
