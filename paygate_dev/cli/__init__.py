@@ -4,6 +4,7 @@
     paygate events list --outcome quarantined
     paygate events show msg_2abc
     paygate replay --outcome quarantined --dry-run
+    paygate reconcile                        # repair from the providers' APIs (docs/reconcile.md)
 
 By default it works against the running `make run` (found through .local/); --stack NAME works
 against a deployed stack instead (AWS credentials as usual). Add --json for scripts.
@@ -29,6 +30,7 @@ COMMANDS = (
     "paygate_dev.cli.payer",
     "paygate_dev.cli.events",
     "paygate_dev.cli.replay",
+    "paygate_dev.cli.reconcile",
 )
 
 

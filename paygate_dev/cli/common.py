@@ -34,7 +34,8 @@ EXIT_CODES_HELP = """exit codes:
   1  an unexpected failure (a bug: the traceback is printed)
   2  the command line is wrong
   3  not found: no such event, or nothing stored for the payer
-  4  the target cannot be reached: no local server running, no such stack, no credentials, store errors
+  4  the target cannot be reached: no local server running, no such stack, no credentials, store errors;
+     reconcile: a provider could not be read
   5  replay: some events are still quarantined (or could not be replayed)"""
 
 

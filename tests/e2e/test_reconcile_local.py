@@ -50,3 +50,34 @@ def test_one_payer_and_the_refresh_route(server):
     token = token_for(server, "user_local_maya")
     status, body = server.call("POST", "/me/subscription/refresh", headers={"Authorization": f"Bearer {token}"})
     assert status == 200 and body["refreshed"] == ["user:user_local_maya"]
+
+
+def paygate(server: Server, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "DODO_PAYMENTS_"))}
+    clean.update(PAYGATE_LOCAL_DIR=str(server.state.directory), **(env or {}))
+    return subprocess.run(  # noqa: S603 - the project's own command
+        [sys.executable, "-m", "paygate_dev.cli", *args], cwd=ROOT, env=clean, capture_output=True, text=True
+    )
+
+
+def test_paygate_reconcile_reads_every_provider_and_says_what_it_did(server):
+    done = paygate(server, "reconcile", "--json")
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    assert (run["status"], run["trigger"], run["read"]) == ("finished", "cli", 4)
+    assert run["read"] == run["unchanged"] + run["created"] + run["repaired"]
+
+    table = paygate(server, "reconcile", "--user", "user_local_maya")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()[1:]
+    assert header.split()[:3] == ["provider", "read", "unchanged"]
+    assert {r.split()[0] for r in rows} == {"clerk", "dodo"}
+    assert "reconcile user:user_local_maya on local server" in table.stdout
+
+
+def test_paygate_reconcile_without_a_reachable_provider_fails_with_its_exit_code(server):
+    # A Dodo API that refuses connections: the run is recorded as failed, the exit code says so.
+    done = paygate(server, "reconcile", "--json", env={"DODO_PAYMENTS_BASE_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 4, done.stderr
+    run = json.loads(done.stdout)
+    assert run["status"] == "failed" and run["providers"]["dodo"]["error"]
