@@ -284,6 +284,7 @@ def authorizer_handler(clock: Clock = system_clock) -> Callable[[dict, Any], dic
 
     The line is written whatever the log level: it is also the decisions' metric.
     """
+    _prepare()
 
     def handler(event: dict, context: Any) -> dict:
         now_ms = clock()
@@ -305,6 +306,23 @@ def authorizer_handler(clock: Clock = system_clock) -> Callable[[dict, Any], dic
         return decision.response()
 
     return handler
+
+
+def _prepare() -> None:
+    """During init: build the container's authorizer (catalog, key), and with ``STORE_AUTHORITATIVE=true``
+    its store client too.
+
+    With the store authoritative every billing decision reads the store, so the first request would
+    otherwise pay botocore's import and the client's creation (docs/benchmarks.md, cold start);
+    claims first, most decisions never read it, and the claims path keeps its cold start free of
+    the AWS SDK. A configuration that does not work is left for the first request to report (and deny).
+    """
+    try:
+        authorizer = container_authorizer()
+        if authorizer.config.store_authoritative and any(authorizer._billing.values()):
+            container_store(authorizer.config.table_name).client  # noqa: B018 - made now, on purpose
+    except Exception:  # noqa: BLE001, S110 - fail closed at request time, with the reason in the decision line
+        pass
 
 
 _EXPECTED_DENIALS = frozenset({Reason.NO_TOKEN, Reason.INVALID_TOKEN, Reason.PENDING_SESSION, Reason.NOT_GRANTED})
