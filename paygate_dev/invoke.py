@@ -2,8 +2,12 @@
 
     python -m paygate_dev.invoke ClerkSubscriptionsFunction -e events/apigw/clerk/subscription.created.json
 
-The event's webhook signature is made afresh with ``WEBHOOK_SECRET`` (signatures expire after five
-minutes, so stored samples cannot carry a valid one). Add ``--no-sign`` to send it as it is.
+With ``make run`` going, the function gets the environment the local server gives it (its table on
+DynamoDB Local, its signing secret, local region and dummy credentials), read from ``.local/``. With
+``TABLE_NAME`` set, the environment is used as it is instead (``WEBHOOK_SECRET``,
+``AWS_ENDPOINT_URL_DYNAMODB`` ...). The event's webhook signature is made afresh with the function's
+secret (signatures expire after five minutes, so stored samples cannot carry a valid one); add
+``--no-sign`` to send it as it is.
 """
 
 from __future__ import annotations
@@ -54,7 +58,26 @@ def resign(event: dict[str, Any], secret: str) -> dict[str, Any]:
     return {**event, "headers": {**headers, **fresh}}
 
 
+def local_environment(function: Function) -> dict[str, str]:
+    """The environment the running local server gives ``function`` (from ``.local/server.json``)."""
+    from paygate_dev.local_env import LocalSetupError, function_environment, load_state
+
+    state = load_state()
+    try:
+        server = json.loads(state.server_file.read_text())
+        endpoint = server["dynamodb"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        raise LocalSetupError(
+            "no local server is running: start it with `make run` (or set TABLE_NAME, "
+            "AWS_ENDPOINT_URL_DYNAMODB and WEBHOOK_SECRET to invoke against another table)"
+        ) from None
+    return function_environment(function, state, endpoint)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from paygate_dev.local_env import LOCAL_AWS, LocalSetupError
+    from paygate_dev.signing import secret_from_env
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("function", help="logical id in template.yaml, e.g. ClerkSubscriptionsFunction")
     parser.add_argument("-e", "--event", type=Path, required=True, help="API Gateway payload 2.0 event (JSON)")
@@ -62,11 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.function not in functions():
         parser.error(f"unknown function {args.function}; known: {', '.join(sorted(functions()))}")
-    event = json.loads(args.event.read_text())
+    try:
+        event = json.loads(args.event.read_text())
+    except (OSError, ValueError) as exc:
+        parser.error(f"{args.event}: {exc}")
+    if not os.environ.get("TABLE_NAME"):
+        try:
+            os.environ.update(local_environment(functions()[args.function]))
+        except LocalSetupError as exc:
+            print(f"not invoked: {exc}", file=sys.stderr)
+            return 1
+    elif os.environ.get("AWS_ENDPOINT_URL_DYNAMODB", "").startswith(("http://127.0.0.1", "http://localhost")):
+        for name, value in LOCAL_AWS.items():  # DynamoDB Local takes any credentials; AWS gets none of ours
+            os.environ.setdefault(name, value)
     if not args.no_sign and os.environ.get("WEBHOOK_SECRET"):
-        from paygate_dev.signing import secret_from_env
-
-        event = resign(event, secret_from_env())
+        try:
+            event = resign(event, secret_from_env())
+        except Exception:  # noqa: BLE001 - svix raises several kinds for a malformed secret
+            print("not invoked: WEBHOOK_SECRET is not a signing secret (whsec_ followed by base64)", file=sys.stderr)
+            return 1
     print(json.dumps(invoke(args.function, event), indent=2))
     return 0
 

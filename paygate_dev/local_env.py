@@ -41,6 +41,11 @@ LOCAL_AWS = {
 }
 
 
+#: What the reconcile function reads to reach the providers' APIs (see paygate.settings.ReconcileSettings).
+PROVIDER_SETTINGS = ("CLERK_API_URL", "CLERK_SECRET_KEY", "DODO_PAYMENTS_BASE_URL", "DODO_PAYMENTS_API_KEY")
+PROVIDER_KEY_ARNS = ("CLERK_SECRET_KEY_ARN", "DODO_PAYMENTS_API_KEY_ARN")
+
+
 def state_dir() -> Path:
     """``PAYGATE_LOCAL_DIR`` if set (tests use a temporary one), else ``.local/`` in the repository."""
     return Path(os.environ.get("PAYGATE_LOCAL_DIR") or DEFAULT_DIR)
@@ -201,6 +206,12 @@ def function_environment(
     if is_webhook_function(function):
         # Wins over WEBHOOK_SECRET_ARN (see paygate.settings), so Secrets Manager is never asked.
         env["WEBHOOK_SECRET"] = state.secret_of(function.logical_id)
+    if any(name in function.environment for name in PROVIDER_KEY_ARNS):
+        # The reconcile function: the providers' addresses and keys from this process's environment (set
+        # by `make run ARGS=--fake-providers`, or by hand), never the secrets' ARNs.
+        for name in PROVIDER_KEY_ARNS:
+            env.pop(name, None)
+        env.update({name: os.environ[name] for name in PROVIDER_SETTINGS if os.environ.get(name)})
     if is_authorizer_function(function, template):
         env.update(
             CLERK_JWT_KEY=state.public_key_pem,

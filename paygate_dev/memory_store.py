@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from paygate.service.ports import Delete, Item, Key, Put, Require, StoreUnavailable, Update, Write, WriteRejected
@@ -32,7 +32,7 @@ class InMemoryStateStore:
         self._failures: list[str] = []
 
     def fail_next(self, *operations: str) -> None:
-        """The next requests of these operations (``write``, ``get``, ``query``, ``read_partitions``) fail."""
+        """The next requests of these operations (``write``, ``get``, ``query``, ``read_partitions``, ``scan``) fail."""
         self._failures.extend(operations)
 
     def _request(self, operation: str) -> None:
@@ -82,6 +82,19 @@ class InMemoryStateStore:
         with self._lock:
             self._request("read_partitions")
             return {pk: self._partition(pk, sk_prefix) for pk in sorted(set(pks))}
+
+    def scan(self, pk_prefix: str = "", sk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
+        with self._lock:
+            self._request("scan")
+            found = [
+                copy.deepcopy(self._items[pk][sk])
+                for pk in sorted(self._items)
+                if pk.startswith(pk_prefix)
+                for sk in sorted(self._items[pk])
+                if sk.startswith(sk_prefix)
+            ]
+        for item in found:
+            yield {k: v for k, v in item.items() if k in ("pk", "sk", *attributes)} if attributes else item
 
     # -- for tests -----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import fnmatch
+import io
 import json
 import os
 import shutil
@@ -25,18 +26,22 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import unquote
 
+from paygate_dev import LAYER_DIR
 from paygate_dev.apigw import LambdaContext, http_event
 from paygate_dev.dynamodb_local import DynamoDBLocal
 from paygate_dev.invoke import load_handler
 from paygate_dev.local_env import TABLE_NAME, LocalState, function_environment, load_state, state_dir
 from paygate_dev.template import Authorizer, Function, Route, authorizers, functions, load, with_parameters
+
+if str(LAYER_DIR) not in sys.path:
+    sys.path.insert(0, str(LAYER_DIR))
 
 #: API Gateway's payload limit for HTTP APIs.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -151,6 +156,58 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+class FunctionOutput(io.TextIOBase):
+    """Stands in for ``sys.stdout``: what a function prints during an invocation (its JSON log lines, as
+    CloudWatch Logs would get them) is kept for that request's log line; anything else passes through."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._local = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        kept = getattr(self._local, "kept", None)
+        if kept is None:
+            self._stream.write(text)
+        else:
+            kept.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        kept: list[str] = []
+        self._local.kept = kept
+        try:
+            yield kept
+        finally:
+            self._local.kept = None
+
+
+def request_note(response: Response, logs: list[str]) -> str:
+    """What a request came to, in a word or two: a webhook's outcome, a denial's reason, an error code."""
+    for line in reversed(logs):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("allowed") is False and entry.get("reason"):
+            return f"denied: {entry['reason']}"
+    try:
+        body = json.loads(response.body) if response.body else None
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("outcome", "error"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return ""
+
+
 class AuthorizerFault(Exception):
     """The authorizer failed or answered something API Gateway cannot read: a 500 to the caller."""
 
@@ -172,8 +229,13 @@ class Gateway:
         template: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], None] | None = None,
+        output: FunctionOutput | None = None,
+        log_json: bool = False,
     ) -> None:
         self.template = template or load()
+        self._output = output
+        self._log_json = log_json
+        self._request = threading.local()
         self.functions = functions(self.template)
         self.authorizers = authorizers(self.template)
         self.targets = [Target(r, f) for f in self.functions.values() for r in f.routes]
@@ -187,10 +249,40 @@ class Gateway:
         for authorizer in self.authorizers.values():
             if authorizer.payload_version != "2.0":
                 raise ValueError(f"authorizer {authorizer.name}: only payload format 2.0 is served locally")
+        #: What the start-up checks found worth saying, without refusing to start.
+        self.warnings = self._check_gates()
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, Decision]] = {}
         self._clock = clock
         self._log = log or (lambda line: None)
+
+    def _check_gates(self) -> list[str]:
+        """Every route behind paygate's authorizer needs a gate in the catalog (else it is denied forever),
+        and every gate should name a route the template sends through it (else it is a typo, or dead)."""
+        from paygate.infra.catalog_file import DEFAULT_PATH, load_catalog
+
+        warnings = []
+        for authorizer in self.authorizers.values():
+            function = self.functions.get(authorizer.function)
+            if function is None or "CLERK_ISSUER" not in function.environment:
+                continue  # not paygate's authorizer (the template gives it no Clerk issuer): it reads no catalog
+            environment = self.environments[authorizer.function]
+            path = Path(environment.get("PAYGATE_CONFIG") or DEFAULT_PATH)
+            gates = set(load_catalog(path.resolve()).routes)
+            routed = {t.route.route_key for t in self.targets if t.route.authorizer == authorizer.name}
+            missing = sorted(routed - gates)
+            if missing:
+                keys = ", ".join(f'[routes."{key}"]' for key in missing)
+                raise ValueError(
+                    f"{', '.join(missing)}: behind {authorizer.name} in the template, but {path} has no gate "
+                    f"for {'them' if len(missing) > 1 else 'it'}, so every request would be denied; add {keys}"
+                )
+            for key in sorted(gates - routed):
+                warnings.append(
+                    f"{path.name} gates {key!r}, but no route of the template goes through "
+                    f"{authorizer.name} with that key (a typo in the route key?)"
+                )
+        return warnings
 
     def load_all(self) -> None:
         """Import every handler now, so a broken function fails the start rather than its first request."""
@@ -202,10 +294,14 @@ class Gateway:
     def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        response, note = self._handle(request, request_id)
+        self._request.logs = logs = []
+        response, served_by = self._handle(request, request_id)
         response.headers.append(("apigw-requestid", request_id))
         elapsed = (time.perf_counter() - started) * 1000
-        self._log(f"{request.method} {request.path} -> {response.status} {note} ({elapsed:.0f} ms)")
+        note = " ".join(p for p in (request_note(response, logs), f"({served_by}, {elapsed:.0f} ms)") if p)
+        line = f"{request.method} {request.path} -> {response.status} {note}"
+        # One write per request, so concurrent requests never run their lines together.
+        self._log("\n".join([line, *(f"    {entry}" for entry in logs)]) if self._log_json else line)
         return response
 
     def _handle(self, request: Request, request_id: str) -> tuple[Response, str]:
@@ -309,13 +405,20 @@ class Gateway:
     # -- calling a function ----------------------------------------------------------------
 
     def _call(self, function: Function, event: dict[str, Any] | None) -> Any:
-        with self._lock, environment(self.environments[function.logical_id]):
-            handler = load_handler(function)
-            if event is None:
-                return None
-            # Lambda hands over and returns JSON: nothing is shared with the gateway or between calls.
-            result = handler(json.loads(json.dumps(event)), LambdaContext(function_name=function.logical_id))
-            return json.loads(json.dumps(result))
+        capture = self._output.capture() if self._output is not None else nullcontext([])
+        kept: list[str] = []
+        try:
+            with self._lock, environment(self.environments[function.logical_id]), capture as kept:
+                handler = load_handler(function)
+                if event is None:
+                    return None
+                # Lambda hands over and returns JSON: nothing is shared with the gateway or between calls.
+                result = handler(json.loads(json.dumps(event)), LambdaContext(function_name=function.logical_id))
+                return json.loads(json.dumps(result))
+        finally:
+            logs = getattr(self._request, "logs", None)
+            if logs is not None:
+                logs.extend(line for line in "".join(kept).splitlines() if line.strip())
 
 
 def identity_value(source: str, event: dict[str, Any]) -> str | None:
@@ -390,7 +493,7 @@ def function_response(result: Any) -> Response:
 # -- the HTTP server -------------------------------------------------------------------------
 
 
-def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+def _handler_class(paygate: LocalPaygate) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "paygate-local"
@@ -413,7 +516,7 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 body=body,
                 source_ip=self.client_address[0],
             )
-            self._send(gateway.handle(request))
+            self._send(paygate.gateway.handle(request))
 
         def _body(self) -> bytes | None:
             if self.headers.get("transfer-encoding", "").lower() == "chunked":
@@ -453,6 +556,14 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class LocalHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, and a listen backlog like a real server's (the standard library's is 5,
+    which resets connections as soon as a handful of clients arrive at once)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class LocalPaygate:
     """DynamoDB Local, the table, and the HTTP server, started and stopped together."""
 
@@ -466,15 +577,23 @@ class LocalPaygate:
         fresh: bool = False,
         template: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        fake_providers: bool = False,
+        output: FunctionOutput | None = None,
+        log_json: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        self.output, self.log_json = output, log_json
+        #: Also serve Clerk's and Dodo's APIs locally (paygate_dev.fake_providers), for reconcile.
+        self.fake_providers = fake_providers
+        self.providers: Any = None
         self.directory = directory or state_dir()
         self.in_memory, self.fresh = in_memory, fresh
         self.template = template
         self.log = log or (lambda line: None)
         self.state: LocalState | None = None
         self.dynamodb: DynamoDBLocal | None = None
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: LocalHTTPServer | None = None
+        self.gateway: Gateway | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -492,24 +611,62 @@ class LocalPaygate:
         return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104 - not a bind
 
     def start(self) -> LocalPaygate:
-        self.state = load_state(self.directory, create=True, template=self.template)
-        if self.fresh and self.state.data_dir.exists():
-            shutil.rmtree(self.state.data_dir)
-        self.dynamodb = DynamoDBLocal(data_dir=None if self.in_memory else self.state.data_dir).start()
+        running = running_instance(self.directory)
+        if running is not None:
+            raise AlreadyRunning(
+                f"paygate is already running from {self.directory} (pid {running['pid']}, {running['url']}): "
+                "stop it, or give this one its own --state-dir"
+            )
+        # The port first: a taken port is said at once, before DynamoDB Local takes its seconds to start.
+        httpd = LocalHTTPServer((self.host, self.port), _handler_class(self))
         try:
-            self.dynamodb.create_table(TABLE_NAME)
-            gateway = Gateway(self.state, self.dynamodb.endpoint, self.template, log=self.log)
-            gateway.load_all()
-            self.gateway = gateway
-            self.httpd = ThreadingHTTPServer((self.host, self.port), _handler_class(gateway))
+            self.state = load_state(self.directory, create=True, template=self.template)
+            if self.fresh and self.state.data_dir.exists():
+                shutil.rmtree(self.state.data_dir)
+            if self.fake_providers:
+                from paygate_dev.fake_providers import example
+
+                self.providers = example().start()
+                os.environ.update(self.providers.settings())
+            self.dynamodb = DynamoDBLocal(data_dir=None if self.in_memory else self.state.data_dir).start()
+            try:
+                self.dynamodb.create_table(TABLE_NAME)
+                gateway = Gateway(
+                    self.state,
+                    self.dynamodb.endpoint,
+                    self.template,
+                    log=self.log,
+                    output=self.output,
+                    log_json=self.log_json,
+                )
+                gateway.load_all()
+                self.gateway = gateway
+            except BaseException:
+                self.dynamodb.stop()
+                raise
         except BaseException:
-            self.dynamodb.stop()
+            httpd.server_close()
             raise
+        self.httpd = httpd
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="paygate-http", daemon=True)
         self._thread.start()
-        self.state.server_file.write_text(json.dumps({"url": self.local_url, "pid": os.getpid()}) + "\n")
+        self.state.server_file.write_text(json.dumps(self.record(), indent=2) + "\n")
         return self
+
+    def record(self) -> dict[str, Any]:
+        """What the companion commands need to find this server and its store (``.local/server.json``)."""
+        assert self.dynamodb is not None
+        settings = next(iter(self.gateway.environments.values()), {})
+        return {
+            "url": self.local_url,
+            "pid": os.getpid(),
+            "dynamodb": self.dynamodb.endpoint,
+            "table": TABLE_NAME,
+            "grace_period_days": int(settings.get("GRACE_PERIOD_DAYS") or 7),
+            "event_retention_days": int(settings.get("EVENT_RETENTION_DAYS") or 90),
+            **({"providers": self.providers.settings()} if self.providers is not None else {}),
+        }
 
     def stop(self) -> None:
         if self.httpd is not None:
@@ -519,14 +676,33 @@ class LocalPaygate:
         if self.dynamodb is not None:
             self.dynamodb.stop()
             self.dynamodb = None
-        if self.state is not None:
-            self.state.server_file.unlink(missing_ok=True)
+        if self.providers is not None:
+            self.providers.stop()
+            self.providers = None
+        if self.state is not None and (running_instance(self.state.directory) or {}).get("pid") == os.getpid():
+            self.state.server_file.unlink(missing_ok=True)  # only our own: another instance may own it
 
     def __enter__(self) -> LocalPaygate:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class AlreadyRunning(RuntimeError):
+    """Another local server keeps its state (and its ``server.json``) in the same directory."""
+
+
+def running_instance(directory: Path) -> dict[str, Any] | None:
+    """What ``server.json`` in ``directory`` says, if the process it names is alive."""
+    try:
+        recorded = json.loads((directory / "server.json").read_text())
+        os.kill(int(recorded["pid"]), 0)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, ProcessLookupError):
+        return None  # none, unreadable, or left behind by a server that was killed
+    except PermissionError:
+        pass  # alive, and someone else's
+    return recorded
 
 
 def banner(paygate: LocalPaygate) -> str:
@@ -541,6 +717,7 @@ def banner(paygate: LocalPaygate) -> str:
     ]
     if state.created:
         lines.append(f"  generated under {state.directory}: " + ", ".join(state.created))
+    lines += [f"  warning: {warning}" for warning in gateway.warnings]
     webhooks = [t for t in gateway.targets if "WEBHOOK_SECRET" in gateway.environments[t.function.logical_id]]
     if webhooks:
         lines += ["", "Webhook endpoints (signing secret for local use):"]
@@ -568,7 +745,12 @@ def banner(paygate: LocalPaygate) -> str:
         example = next((t for t in gated if t.route.path == "/me/subscription"), gated[0]).route.path
         example = example.replace("{proxy+}", "reports").replace("{", "").replace("}", "")
         lines.append(f'  curl -H "Authorization: Bearer $TOKEN" {url}{example}')
-    lines += ["  .venv/bin/python -m paygate_dev.demo", "", "Ctrl-C stops paygate and DynamoDB Local."]
+    lines += ["  .venv/bin/python -m paygate_dev.demo"]
+    if paygate.providers is not None:
+        lines += [
+            f"  .venv/bin/python -m paygate_dev.reconcile      # Clerk and Dodo served at {paygate.providers.url}",
+        ]
+    lines += ["", "Ctrl-C stops paygate and DynamoDB Local."]
     return "\n".join(lines)
 
 
@@ -589,10 +771,23 @@ def main(argv: list[str] | None = None) -> int:
         help="a template parameter's value, e.g. AuthorizerCacheTtl=300; repeatable",
     )
     parser.add_argument("--quiet", action="store_true", help="no request log")
+    parser.add_argument(
+        "--fake-providers",
+        action="store_true",
+        help="also serve Clerk's and Dodo's APIs locally with example data, for `python -m paygate_dev.reconcile`",
+    )
+    parser.add_argument(
+        "--log-json", action="store_true", help="under each request, the JSON lines its functions logged"
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        sys.stderr.flush()
+
+    # Handlers bind their loggers to sys.stdout when imported: from now on, their lines are kept per request.
+    output = FunctionOutput(sys.stdout)
+    sys.stdout = output
 
     template = load(args.template.resolve()) if args.template else load()
     try:
@@ -610,6 +805,9 @@ def main(argv: list[str] | None = None) -> int:
         fresh=args.fresh,
         template=template,
         log=None if args.quiet else log,
+        fake_providers=args.fake_providers,
+        output=output,
+        log_json=args.log_json,
     )
     try:
         paygate.start()

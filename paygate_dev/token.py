@@ -7,7 +7,9 @@
 
 The token goes to stdout alone, so ``TOKEN=$(python -m paygate_dev.token ...)`` works. A plan or feature
 without a scope is the organization's when ``--org`` is given, else the user's; write ``u:pro`` / ``o:team``
-to choose. A permission ``org:<feature>:<action>`` is encoded as Clerk does (``o.per`` + ``o.fpm``) and
+to choose. A plan's features come from the catalog, as Clerk puts an active plan's features in ``fea``; a
+plan the catalog does not know is minted with a warning. ``--expired`` mints a token that has expired.
+A permission ``org:<feature>:<action>`` is encoded as Clerk does (``o.per`` + ``o.fpm``) and
 needs its feature among the organization's features: it is added there if missing.
 """
 
@@ -15,15 +17,24 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import secrets
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jwt
 
+from paygate_dev import LAYER_DIR
 from paygate_dev.local_env import LOCAL_AUTHORIZED_PARTY, LOCAL_ISSUER, LocalSetupError, load_state
+
+if str(LAYER_DIR) not in sys.path:
+    sys.path.insert(0, str(LAYER_DIR))
+
+from paygate.domain.catalog import Catalog, CatalogError, PlanScope
+from paygate.infra.catalog_file import DEFAULT_PATH, load_catalog
 
 #: Clerk's dashboard default is about a minute; local tokens last an hour unless told otherwise.
 DEFAULT_TTL_S = 3600
@@ -107,6 +118,25 @@ def session_claims(
     return claims
 
 
+def plan_features(plans: Sequence[str], org: str | None, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """The features Clerk would list in ``fea`` for these plans (each in its plan's scope), and a warning
+    for each plan the catalog does not describe or that is minted in a scope the catalog does not give it."""
+    features: list[str] = []
+    warnings: list[str] = []
+    for scope, slug in _scoped(plans, org):
+        plan = catalog.plans.get(slug)
+        if plan is None:
+            known = ", ".join(sorted(catalog.plans)) or "none"
+            warnings.append(f"plan {slug!r} is not in the catalog (known: {known}): minted without features")
+            continue
+        wanted = "o" if plan.scope is PlanScope.ORG else "u"
+        if wanted not in scope:
+            where = "an organization (add --org)" if wanted == "o" else "a user (write u:" + slug + ")"
+            warnings.append(f"plan {slug!r} is {plan.scope.value}-scoped in the catalog: Clerk grants it to {where}")
+        features += [f"{scope}:{feature}" for feature in sorted(plan.features)]
+    return features, warnings
+
+
 def key_id(public_key_pem: str) -> str:
     return "local-" + hashlib.sha256(public_key_pem.encode()).hexdigest()[:16]
 
@@ -137,25 +167,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help=f"lifetime in seconds (default {DEFAULT_TTL_S})")
     parser.add_argument("--pending", action="store_true", help="a pending session (sts=pending)")
     parser.add_argument("--no-azp", action="store_true", help="leave out the authorized party (azp)")
+    parser.add_argument("--expired", action="store_true", help="a token that expired a minute ago (to test refusal)")
+    parser.add_argument(
+        "--no-plan-features", action="store_true", help="do not add the plans' features from the catalog"
+    )
+    parser.add_argument(
+        "--catalog", type=Path, help="the catalog (default: PAYGATE_CONFIG, else the layer's paygate.toml)"
+    )
     parser.add_argument("--show", action="store_true", help="print the claims to stderr too")
     args = parser.parse_args(argv)
     if args.ttl <= 0:
         parser.error("--ttl must be positive")
+    now_s = int(time.time())
+    if args.expired:
+        now_s -= args.ttl + 60  # issued long enough ago that it expired a minute ago
     try:
+        features = list(args.feature)
+        if args.plan and not args.no_plan_features:
+            path = args.catalog or Path(os.environ.get("PAYGATE_CONFIG") or DEFAULT_PATH)
+            extra, warnings = plan_features(args.plan, args.org, load_catalog(path.resolve()))
+            for warning in warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            features += [f for f in extra if f not in features]
         claims = session_claims(
             args.user,
             plans=args.plan,
-            features=args.feature,
+            features=features,
             org=args.org,
             org_slug=args.org_slug,
             role=args.role,
             permissions=args.permission,
             ttl_s=args.ttl,
-            now_s=int(time.time()),
+            now_s=now_s,
             authorized_party=None if args.no_azp else LOCAL_AUTHORIZED_PARTY,
             status="pending" if args.pending else None,
         )
-    except ValueError as exc:
+    except (ValueError, CatalogError) as exc:
         parser.error(str(exc))
     state = load_state()
     if not state.private_key_pem:

@@ -207,6 +207,33 @@ def test_reads_past_one_page_see_everything(state_store):
         state_store.write([Put(item(key, blob="x" * 40_000))])
     assert len(state_store.query("PAYER#user:big")) == 30
     assert len(state_store.read_partitions(["PAYER#user:big"])["PAYER#user:big"]) == 30
+    assert len(list(state_store.scan("PAYER#user:big", "credit_ledger#"))) == 30
+
+
+def test_scan_finds_items_by_both_key_prefixes_across_partitions(state_store):
+    state_store.write(
+        [
+            Put(item(Key("PAYER#user:a", "item#clerk:1"))),
+            Put(item(Key("PAYER#user:a", "payment#1"))),
+            Put(item(Key("PAYER#org:o", "item#dodo:2"))),
+            Put(item(Key("EVENT#x#1", "EVENT"))),
+        ]
+    )
+    assert sorted(i["sk"] for i in state_store.scan("PAYER#", "item#")) == ["item#clerk:1", "item#dodo:2"]
+    assert sorted(i["pk"] for i in state_store.scan("PAYER#")) == ["PAYER#org:o", "PAYER#user:a", "PAYER#user:a"]
+    assert list(state_store.scan("HISTORY#")) == []
+
+
+def test_scan_reads_every_partition_with_the_prefix_past_one_page(state_store):
+    events = [Key(f"EVENT#clerk.subscriptions#msg_{i:02d}", "EVENT") for i in range(30)]
+    for key in events:
+        state_store.write([Put(item(key, outcome="applied", body="x" * 40_000))])
+    state_store.write([Put(item(A, status="active"))])
+    found = list(state_store.scan("EVENT#"))
+    assert sorted(i["pk"] for i in found) == sorted(k.pk for k in events)
+    narrow = list(state_store.scan("EVENT#", attributes=["outcome"]))
+    assert all(set(i) == {"pk", "sk", "outcome"} for i in narrow) and len(narrow) == 30
+    assert len(list(state_store.scan())) == 31
 
 
 def test_all_of_and_non_string_values(state_store):

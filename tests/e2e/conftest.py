@@ -38,11 +38,13 @@ class Server:
         return self.call("GET", path, headers=headers)
 
 
-def _start(directory: Path, *extra: str) -> Iterator[Server]:
+def _start(directory: Path, *extra: str, checkout: Path = ROOT, in_memory: bool = True) -> Iterator[Server]:
+    """The server of ``checkout`` (this one, or a copy), with its state in ``directory``."""
     log = directory / "server.log"
-    command = [sys.executable, "-m", "paygate_dev.serve", "--port", "0", "--in-memory", "--state-dir", str(directory)]
-    with log.open("wb") as out:
-        process = subprocess.Popen([*command, *extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    command = [sys.executable, "-m", "paygate_dev.serve", "--port", "0", "--state-dir", str(directory)]
+    command += ["--in-memory"] if in_memory else []
+    with log.open("ab") as out:
+        process = subprocess.Popen([*command, *extra], cwd=checkout, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     server_file = directory / "server.json"
     deadline = time.monotonic() + 90
     while not server_file.exists():

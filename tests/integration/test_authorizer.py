@@ -499,6 +499,18 @@ def test_misconfiguration_denies(gateway, monkeypatch, name, value):
     assert gateway.authorize("GET /pro/export", gateway.token(pla="u:pro", fea="u:export")) == {"isAuthorized": False}
 
 
+def test_a_prod_authorizer_without_authorized_parties_denies_everything(gateway, monkeypatch):
+    """Without CLERK_AUTHORIZED_PARTIES a token minted for any origin would pass: refused in prod only."""
+    token = gateway.token(pla="u:pro", fea="u:export")
+    monkeypatch.setenv("CLERK_AUTHORIZED_PARTIES", "")
+    monkeypatch.setenv("PAYGATE_STAGE", "dev")
+    assert gateway.authorize("GET /pro/export", token)["isAuthorized"] is True
+    monkeypatch.setenv("PAYGATE_STAGE", "prod")
+    assert gateway.authorize("GET /pro/export", token) == {"isAuthorized": False}
+    monkeypatch.setenv("CLERK_AUTHORIZED_PARTIES", PARTY)
+    assert gateway.authorize("GET /pro/export", token)["isAuthorized"] is True
+
+
 def test_denials_are_logged_as_json_without_the_token(gateway, capsys):
     token = gateway.token(pla="u:pro", fea="u:export", exp=T0 // 1000 - 3600)
     capsys.readouterr()

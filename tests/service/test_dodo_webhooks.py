@@ -471,6 +471,7 @@ def test_a_shuffled_delivery_with_duplicates_converges_on_the_in_order_state(sen
         sender.use(store)
         for msg_id, body, function in sequence:
             assert sender.post(function, body, style="standard", msg_id=msg_id).status == 200
+
         # event_id names the delivery that wrote last: for a merged record (a balance) that depends on
         # arrival; a link keeps the version of the event that created it (the first to arrive).
         def comparable(record: dict) -> dict:

@@ -1,9 +1,9 @@
 """Every setting paygate reads from its environment, in one place: the only reader of ``os.environ``.
 
 Each kind of function gets one frozen settings object (:class:`WebhookSettings`,
-:class:`AuthorizerSettings`, :class:`AccountSettings`). The reader of each declares the variables
-it reads, and may read no other (a missing declaration fails its first use), so the objects are
-rebuilt exactly when one of those variables changes. Containers cache what they build on the
+:class:`AuthorizerSettings`, :class:`AccountSettings`, :class:`ReconcileSettings`). The reader of
+each declares the variables it reads, and may read no other (a missing declaration fails its first
+use), so the objects are rebuilt exactly when one of those variables changes. Containers cache what they build on the
 settings object itself, so a process that serves several configurations (the tests, the local
 runner) never mixes them, and a Lambda container reads its environment once per invocation.
 
@@ -88,6 +88,55 @@ class AccountSettings:
     table_name: str
     catalog_path: Path
     policy: AccessPolicy
+
+
+#: Clerk's Backend API (``CLERK_API_URL``'s default, as Clerk's SDKs name it; ``/v1`` is added for the SDK).
+CLERK_API_URL = "https://api.clerk.com"
+#: ``DODO_PAYMENTS_BASE_URL``'s default: the dodopayments SDK's ``live_mode`` environment.
+DODO_PAYMENTS_LIVE_URL = "https://live.dodopayments.com"
+#: A payer's refreshes (``POST /me/subscription/refresh``) are at most one per this many seconds.
+DEFAULT_REFRESH_SECONDS = 60
+#: A scheduled run reads again the payments, refunds and disputes of this many days (0: all of them).
+DEFAULT_HISTORY_DAYS = 45
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    """The reconcile function: where each provider's API is, its key, and how often a payer may refresh.
+    A provider with no key is not read."""
+
+    table_name: str
+    catalog_path: Path
+    policy: AccessPolicy
+    retention_days: int = 90
+    clerk_api_url: str = CLERK_API_URL
+    #: ``CLERK_SECRET_KEY`` (local runs, tests) wins over ``CLERK_SECRET_KEY_ARN`` (Secrets Manager).
+    clerk_secret_key: str = field(default="", repr=False)
+    clerk_secret_key_arn: str = ""
+    dodo_base_url: str = DODO_PAYMENTS_LIVE_URL
+    #: ``DODO_PAYMENTS_API_KEY`` wins over ``DODO_PAYMENTS_API_KEY_ARN``.
+    dodo_api_key: str = field(default="", repr=False)
+    dodo_api_key_arn: str = ""
+    refresh_interval_s: int = DEFAULT_REFRESH_SECONDS
+    history_days: int = DEFAULT_HISTORY_DAYS
+
+
+def reconcile_settings(env: Mapping[str, str] | None = None) -> ReconcileSettings:
+    return _settings(_RECONCILE, env)  # type: ignore[return-value]
+
+
+def provider_keys(settings: ReconcileSettings) -> dict[str, str]:
+    """Each provider's API key, by provider (``clerk``, ``dodo``), for those that have one: from the
+    environment, else from Secrets Manager (cached five minutes)."""
+    found = {}
+    for provider, key, arn in (
+        ("clerk", settings.clerk_secret_key, settings.clerk_secret_key_arn),
+        ("dodo", settings.dodo_api_key, settings.dodo_api_key_arn),
+    ):
+        value = key or (_secret_value(arn).strip() if arn else "")
+        if value:
+            found[provider] = value
+    return found
 
 
 def webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -209,10 +258,15 @@ def _read_tokens(env: _Env) -> TokenSettings:
 
 
 def _read_authorizer(env: _Env) -> AuthorizerSettings:
+    tokens = _read_tokens(env)
+    if env.text("PAYGATE_STAGE") == "prod" and not tokens.authorized_parties:
+        # Without it a token minted for any origin of the Clerk instance passes (azp unchecked): fine for
+        # a dev stack, never for prod. The authorizer denies everything rather than start without it.
+        raise SettingsError("CLERK_AUTHORIZED_PARTIES must name the app's origins when PAYGATE_STAGE is prod")
     return AuthorizerSettings(
         table_name=env.text("TABLE_NAME"),
         catalog_path=_catalog_path(env),
-        tokens=_read_tokens(env),
+        tokens=tokens,
         policy=_policy(env),
         store_authoritative=env.flag("STORE_AUTHORITATIVE"),
         allow_pending=env.flag("CLERK_ALLOW_PENDING_SESSIONS"),
@@ -222,6 +276,30 @@ def _read_authorizer(env: _Env) -> AuthorizerSettings:
 
 def _read_account(env: _Env) -> AccountSettings:
     return AccountSettings(table_name=env.text("TABLE_NAME"), catalog_path=_catalog_path(env), policy=_policy(env))
+
+
+def _http_url(env: _Env, name: str, default: str) -> str:
+    value = env.text(name) or default
+    if not value.startswith(("https://", "http://")):
+        raise SettingsError(f"{name} must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _read_reconcile(env: _Env) -> ReconcileSettings:
+    return ReconcileSettings(
+        table_name=env.text("TABLE_NAME"),
+        catalog_path=_catalog_path(env),
+        policy=_policy(env),
+        retention_days=env.integer("EVENT_RETENTION_DAYS", 90, minimum=1),
+        clerk_api_url=_http_url(env, "CLERK_API_URL", CLERK_API_URL),
+        clerk_secret_key=env.text("CLERK_SECRET_KEY"),
+        clerk_secret_key_arn=env.text("CLERK_SECRET_KEY_ARN"),
+        dodo_base_url=_http_url(env, "DODO_PAYMENTS_BASE_URL", DODO_PAYMENTS_LIVE_URL),
+        dodo_api_key=env.text("DODO_PAYMENTS_API_KEY"),
+        dodo_api_key_arn=env.text("DODO_PAYMENTS_API_KEY_ARN"),
+        refresh_interval_s=env.integer("RECONCILE_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, minimum=1, maximum=86_400),
+        history_days=env.integer("RECONCILE_HISTORY_DAYS", DEFAULT_HISTORY_DAYS, minimum=0),
+    )
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: each reader is a module constant
@@ -251,10 +329,26 @@ _AUTHORIZER = _Reader(
         "STORE_AUTHORITATIVE",
         "CLERK_ALLOW_PENDING_SESSIONS",
         "PAYGATE_STORE_CACHE_SECONDS",
+        "PAYGATE_STAGE",
     ),
     _read_authorizer,
 )
 _ACCOUNT = _Reader(_COMMON, _read_account)
+_RECONCILE = _Reader(
+    (
+        *_COMMON,
+        "EVENT_RETENTION_DAYS",
+        "CLERK_API_URL",
+        "CLERK_SECRET_KEY",
+        "CLERK_SECRET_KEY_ARN",
+        "DODO_PAYMENTS_BASE_URL",
+        "DODO_PAYMENTS_API_KEY",
+        "DODO_PAYMENTS_API_KEY_ARN",
+        "RECONCILE_REFRESH_SECONDS",
+        "RECONCILE_HISTORY_DAYS",
+    ),
+    _read_reconcile,
+)
 _CATALOG = _Reader(("PAYGATE_CONFIG",), _catalog_path)
 _LOG_LEVEL = _Reader(("POWERTOOLS_LOG_LEVEL", "AWS_LAMBDA_LOG_LEVEL"), _log_level)
 

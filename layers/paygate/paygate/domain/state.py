@@ -131,3 +131,25 @@ def version_key(changed_at_ms: int, event_ts_ms: int, event_id: str) -> str:
     and a shuffled delivery converges on the state of in-order delivery.
     """
     return f"{changed_at_ms:015d}.{event_ts_ms:015d}.{event_id}"
+
+
+#: How far before the moment of a provider read a snapshot's version is placed. Covers a webhook whose
+#: timestamp is rounded down to the second (Clerk's are in seconds) and clock skew between the provider
+#: and us, so a change made just after the read always sorts after the snapshot (see docs/reconcile.md).
+SNAPSHOT_MARGIN_MS = 2_000
+
+
+def snapshot_moment(read_at_ms: int) -> int:
+    """The provider time a snapshot read at ``read_at_ms`` (taken before the request was sent) speaks for."""
+    return read_at_ms - SNAPSHOT_MARGIN_MS
+
+
+def snapshot_version(read_at_ms: int, snapshot_id: str) -> str:
+    """The version of a record read from a provider's API rather than delivered by a webhook.
+
+    A read returns the object as of some instant after the request was sent, so it includes every change
+    made before ``read_at_ms``: it wins over each event of an earlier change and loses to each event of a
+    later one, ordered on the same axis as :func:`version_key` (provider time of the change or event).
+    """
+    moment = snapshot_moment(read_at_ms)
+    return version_key(moment, moment, snapshot_id)

@@ -11,7 +11,7 @@ that the token's claims already allow never pays for it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from paygate.service.ports import (
@@ -178,6 +178,34 @@ class DynamoStateStore:
                 request["NextToken"] = page["NextToken"]
         except Exception as exc:
             raise _unavailable(exc) from exc
+
+    def scan(self, pk_prefix: str = "", sk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
+        """A paged, strongly consistent Scan filtered on both key prefixes (maintenance and operator tools
+        only: it reads the whole table)."""
+        from paygate.infra.dynamodb import from_item
+
+        expression = _Expression()
+        request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        filters = [
+            f"begins_with({key}, {expression.value({'S': prefix})})"
+            for key, prefix in (("pk", pk_prefix), ("sk", sk_prefix))
+            if prefix
+        ]
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        if attributes:
+            wanted = dict.fromkeys(["pk", "sk", *attributes])
+            request["ProjectionExpression"] = ", ".join(expression.name(a) for a in wanted)
+        request.update(expression.parameters())
+        while True:
+            try:
+                page = self.client.scan(**request)
+            except Exception as exc:
+                raise _unavailable(exc) from exc
+            yield from (from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # -- requests -------------------------------------------------------------------------------------

@@ -15,13 +15,23 @@ event stored (``SubscriptionItem.not_carried``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import field_validator
 
 from paygate.domain.catalog import Catalog
 from paygate.domain.records import ItemStatus, SubscriptionItem
-from paygate.domain.state import Effect, Payer, PayerKind, RecordKind, StateRecord, version_key
+from paygate.domain.state import (
+    Effect,
+    Payer,
+    PayerKind,
+    RecordKind,
+    StateRecord,
+    snapshot_moment,
+    snapshot_version,
+    version_key,
+)
 from paygate.infra.signature import StandardWebhooks
 from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, WireModel, parse
 
@@ -423,6 +433,114 @@ def map_payment_attempt(envelope: Mapping[str, Any], delivery: Delivery, catalog
         },
     )
     return Effect(payer, (record,))
+
+
+# -- snapshots read from the Backend API ------------------------------------------------------
+#
+# The reconcile run reads items and subscriptions with Clerk's Backend API (``clerk-backend-api``'s
+# ``CommerceSubscriptionItem`` and ``CommerceSubscription``, dumped to JSON by alias). They are shaped
+# apart from the webhook's: the plan's price is a ``fee`` object, the next payment an object, the
+# lifetime paid a money object, and they carry the item's own ``updated_at`` and ``ended_at``. Below they
+# are renamed to the webhook item's fields and read by the same :func:`subscription_item`; the version
+# is the moment of the read (:func:`~paygate.domain.state.snapshot_version`).
+
+#: Fields of ``CommerceSubscriptionItem`` that the webhook item carries under the same name and meaning.
+_API_ITEM_SAME = (
+    "id",
+    "object",
+    "status",
+    "plan_id",
+    "plan_period",
+    "is_free_trial",
+    "period_start",
+    "period_end",
+    "canceled_at",
+    "past_due_at",
+    "amount",
+    "created_at",
+    "updated_at",
+)
+
+
+def api_item_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A Backend API subscription item as the webhook item's fields (:class:`ClerkSubscriptionItem`)."""
+    fields = {name: item[name] for name in _API_ITEM_SAME if name in item}
+    if "plan" in item:
+        plan = item["plan"]
+        fee = (plan or {}).get("fee") or {}
+        amount = item.get("amount") or {}
+        fields["plan"] = plan and {
+            **{k: plan[k] for k in ("id", "slug", "name", "is_recurring", "product_id", "description") if k in plan},
+            **{k: plan[k] for k in ("is_default", "has_base_fee", "publicly_visible") if k in plan},
+            # ``fee`` is null for a plan that charges nothing.
+            "amount": fee.get("amount", 0),
+            "currency": fee.get("currency") or amount.get("currency") or "",
+        }
+    if "next_payment" in item:
+        # Null when nothing will be charged: the webhook's 0 for "none".
+        next_payment = item["next_payment"] or {}
+        fields["next_payment_date"] = next_payment.get("date") or 0
+        fields["next_payment_amount"] = (next_payment.get("amount") or {}).get("amount") or 0
+    return fields
+
+
+def api_payer(payer: Mapping[str, Any] | None) -> Payer:
+    """The payer of a Backend API object (``CommercePayerResponse``): its organization, else its user."""
+    payer = payer or {}
+    if payer.get("organization_id"):
+        return Payer(PayerKind.ORGANIZATION, payer["organization_id"])
+    if payer.get("user_id"):
+        return Payer(PayerKind.USER, payer["user_id"])
+    raise InvalidEvent("payer", "the payer has neither user_id nor organization_id")
+
+
+def _snapshot_item_record(
+    payer: Payer,
+    item: Mapping[str, Any],
+    subscription_id: str | None,
+    read_at_ms: int,
+    snapshot_id: str,
+    subscription_past_due_at: int | None = None,
+) -> StateRecord:
+    wire = parse(ClerkSubscriptionItem, api_item_fields(item))
+    version = snapshot_version(read_at_ms, snapshot_id)
+    body = subscription_item(wire, subscription_id, snapshot_moment(read_at_ms), subscription_past_due_at)
+    if item.get("ended_at") is not None and body.ended_at is not None:
+        body = replace(body, ended_at=item["ended_at"])  # the API states it; a webhook never does
+    return StateRecord(payer, RecordKind.ITEM, f"{PROVIDER}:{wire.id}", version, body)
+
+
+def snapshot_item(item: Mapping[str, Any], read_at_ms: int, snapshot_id: str, payer: Payer | None = None) -> Effect:
+    """One ``CommerceSubscriptionItem`` of ``GET /billing/subscription_items``: the item's state as read.
+    It names no subscription, so the stored one is kept."""
+    payer = payer or api_payer(item.get("payer"))
+    return Effect(payer, (_snapshot_item_record(payer, item, None, read_at_ms, snapshot_id),))
+
+
+def snapshot_subscription(subscription: Mapping[str, Any], payer: Payer, read_at_ms: int, snapshot_id: str) -> Effect:
+    """A payer's ``CommerceSubscription`` (``GET /users/{id}/billing/subscription`` or the organization's):
+    the subscription record and each of its items. Fields the API does not carry (``canceled_at``,
+    ``ended_at``, ``latest_payment_id``) are not written, so what a webhook stored stays."""
+    sub_id = subscription["id"]
+    items = subscription.get("subscription_items") or []
+    record = StateRecord(
+        payer,
+        RecordKind.SUBSCRIPTION,
+        f"{PROVIDER}:{sub_id}",
+        snapshot_version(read_at_ms, snapshot_id),
+        {
+            "subscription_id": sub_id,
+            "status": subscription["status"],
+            "active_at": subscription.get("active_at"),
+            "past_due_at": subscription.get("past_due_at"),
+            "created_at": subscription.get("created_at"),
+            "item_ids": [item["id"] for item in items],
+            "changed_at": subscription.get("updated_at") or read_at_ms,
+        },
+    )
+    past_due_at = subscription.get("past_due_at")
+    records = [_snapshot_item_record(payer, i, sub_id, read_at_ms, snapshot_id, past_due_at) for i in items]
+    return Effect(payer, (record, *records))
 
 
 #: Clerk delivers through Svix: Standard Webhooks with ``svix-*`` headers, the ``svix-id`` as event id.

@@ -18,6 +18,7 @@ Dodo customer to it; an event without them is kept under the customer (see :mod:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,16 @@ from paygate.domain.catalog import Catalog
 from paygate.domain.credits import BalanceFigure, LowBalanceAlert, is_decimal, merge_balance
 from paygate.domain.links import customer_payer, link_record
 from paygate.domain.records import CreditBalance, ItemStatus, SubscriptionItem
-from paygate.domain.state import Effect, MergedRecord, Payer, PayerKind, RecordKind, StateRecord, version_key
+from paygate.domain.state import (
+    Effect,
+    MergedRecord,
+    Payer,
+    PayerKind,
+    RecordKind,
+    StateRecord,
+    snapshot_moment,
+    version_key,
+)
 from paygate.infra.signature import StandardWebhooks
 from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, WireModel, parse
 
@@ -791,6 +801,79 @@ def map_credit_balance_low(envelope: Mapping[str, Any], delivery: Delivery, cata
         credit_entitlement_name=low.credit_entitlement_name,
     )
     return Effect(payer, (balance,))
+
+
+# -- snapshots read from the API ------------------------------------------------------------
+#
+# The reconcile run reads subscriptions, payments, refunds and disputes with the ``dodopayments`` SDK and
+# hands each object (dumped to JSON) to the webhook's own mapper, as the ``data`` of an event stamped
+# with the moment of the read: Dodo objects carry no ``updated_at``, and a read includes every change
+# made before it (see :func:`~paygate.domain.state.snapshot_version`).
+
+#: Fields the list endpoints' models (``SubscriptionListResponse``) do not carry; left as stored.
+_NOT_LISTED = {"expires_at": "term_ends_at", "cancellation_feedback": "cancellation_feedback"}
+
+
+def _snapshot_envelope(event_type: str, data: Mapping[str, Any], moment: int) -> dict[str, Any]:
+    at = datetime.fromtimestamp(moment / 1000, UTC).isoformat()
+    return {"business_id": str(data.get("business_id") or ""), "type": event_type, "timestamp": at, "data": data}
+
+
+def snapshot_subscription(item: Mapping[str, Any], read_at_ms: int, snapshot_id: str, catalog: Catalog) -> Effect:
+    """A subscription read from ``GET /subscriptions`` (or ``/subscriptions/{id}``) as the state it is in.
+
+    What the read cannot know is not written, so what a webhook stored stays: the fields the list model
+    lacks, and the times the webhook mapper takes from the event when Dodo states none (when a failed or
+    expired subscription ended, when a mid-period charge failed) - the read's moment is not that time.
+    """
+    moment = snapshot_moment(read_at_ms)
+    effect = map_subscription(
+        _snapshot_envelope("subscription.updated", item, moment), Delivery(snapshot_id, moment // 1000), catalog
+    )
+    records = []
+    for record in effect.records:
+        if record.kind is RecordKind.ITEM and isinstance(record.body, SubscriptionItem):
+            body = record.body
+            guessed = {name for name in ("past_due_at", "ended_at") if getattr(body, name) == moment}
+            if "past_due_ends_at" not in item:
+                guessed.add("past_due_ends_at")
+            record = replace(record, body=replace(body, not_carried=body.not_carried | guessed))
+        elif record.kind is RecordKind.SUBSCRIPTION and isinstance(record.body, Mapping):
+            unlisted = {stored for wire, stored in _NOT_LISTED.items() if wire not in item}
+            record = replace(record, body={k: v for k, v in record.body.items() if k not in unlisted})
+        records.append(record)
+    return replace(effect, records=tuple(records))
+
+
+def snapshot_payment(payment: Mapping[str, Any], read_at_ms: int, snapshot_id: str, catalog: Catalog) -> Effect:
+    """A ``Payment`` read from ``GET /payments/{id}`` (the list model lacks what the record keeps)."""
+    moment = snapshot_moment(read_at_ms)
+    return map_payment(
+        _snapshot_envelope("payment.snapshot", payment, moment), Delivery(snapshot_id, moment // 1000), catalog
+    )
+
+
+def snapshot_refund(refund: Mapping[str, Any], read_at_ms: int, snapshot_id: str, catalog: Catalog) -> Effect:
+    """A ``Refund`` read from ``GET /refunds/{id}`` (the list model lacks its customer)."""
+    moment = snapshot_moment(read_at_ms)
+    return map_refund(
+        _snapshot_envelope("refund.snapshot", refund, moment), Delivery(snapshot_id, moment // 1000), catalog
+    )
+
+
+def snapshot_dispute(dispute: Mapping[str, Any], read_at_ms: int, snapshot_id: str, catalog: Catalog) -> Effect:
+    """A dispute read from ``GET /disputes`` (``DisputeListResponse`` carries every field the record keeps)."""
+    moment = snapshot_moment(read_at_ms)
+    effect = map_dispute(
+        _snapshot_envelope("dispute.snapshot", dispute, moment), Delivery(snapshot_id, moment // 1000), catalog
+    )
+    if "remarks" in dispute:
+        return effect
+    # The list model has no remarks: what a webhook stored stays.
+    return replace(
+        effect,
+        records=tuple(replace(r, body={k: v for k, v in r.body.items() if k != "remarks"}) for r in effect.records),
+    )
 
 
 #: Dodo signs with Standard Webhooks (``webhook-*`` headers); the ``webhook-id`` is the event id.

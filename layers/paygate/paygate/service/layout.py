@@ -1,6 +1,6 @@
 """The table's layout: how events and records are keyed and stored, and read back as types.
 
-One table, three kinds of partition:
+One table, four kinds of partition:
 
 * ``pk = EVENT#<family>#<event_id>, sk = EVENT``: the inbox, every verified delivery with its raw
   body, type and outcome.
@@ -9,6 +9,8 @@ One table, three kinds of partition:
   not grow with the payer's history.
 * ``pk = HISTORY#<payer key>``, same sort keys: what accumulates (payments, payment attempts, credit
   ledger entries), read only by the operator tools, paged.
+* ``pk = RECONCILE#<scope>``: reconcile runs (``sk = RUN#<started>#<run id>``), the scope being ``all`` or
+  a payer key, and a payer's last refresh (``sk = REFRESH``), which rate-limits refreshes.
 
 This is the storage edge: typed records become stored fields here (``to_fields``) and stored items
 become the types the domain reads (:func:`payer_state`), and nowhere else.
@@ -37,6 +39,10 @@ PAYER_PREFIX = "PAYER#"
 HISTORY_PREFIX = "HISTORY#"
 EVENT_PREFIX = "EVENT#"
 INBOX_SK = "EVENT"
+RECONCILE_PREFIX = "RECONCILE#"
+#: The scope of a reconcile run over everything a provider has.
+ALL_PAYERS = "all"
+REFRESH_SK = "REFRESH"
 
 
 def payer_pk(payer_key: str) -> str:
@@ -59,6 +65,14 @@ def record_key(record: StateRecord | MergedRecord) -> Key:
     return Key(partition_of(record.payer.key, record.kind), record_sk(record.kind, record.record_id))
 
 
+def reconcile_run_key(scope: str, started_at_ms: int, run_id: str) -> Key:
+    return Key(f"{RECONCILE_PREFIX}{scope}", f"RUN#{started_at_ms:015d}#{run_id}")
+
+
+def refresh_key(payer_key: str) -> Key:
+    return Key(f"{RECONCILE_PREFIX}{payer_key}", REFRESH_SK)
+
+
 def event_pk(family: str, event_id: str) -> str:
     return f"{EVENT_PREFIX}{family}#{event_id}"
 
@@ -78,6 +92,8 @@ class InboxEntry:
     received_at: int
     event_type: str | None = None
     error: str | None = None
+    #: When an operator re-ran the stored body (``paygate replay``); retention counts from then.
+    replayed_at: int | None = None
 
     @property
     def key(self) -> Key:
@@ -102,9 +118,11 @@ def inbox_item(
     }
     if entry.error:
         item["error"] = entry.error
+    if entry.replayed_at is not None:
+        item["replayed_at"] = entry.replayed_at
     if outcome is not Outcome.QUARANTINED:
         # Quarantined events stay until replayed; the rest expire after the retention period.
-        item[EXPIRES_AT] = entry.received_at // 1000 + retention_s
+        item[EXPIRES_AT] = (entry.replayed_at or entry.received_at) // 1000 + retention_s
     return item
 
 

@@ -11,7 +11,7 @@ The rules that use this port (exactly once, stale never rolls back, provider lin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -199,4 +199,16 @@ class StateStore(Protocol):
     def read_partitions(self, pks: Sequence[str], sk_prefix: str = "") -> dict[str, list[Item]]:
         """The items of several partitions at once (one request where the store allows), by ``pk``;
         every asked partition is in the result, empty when it holds nothing."""
+        ...
+
+
+class ScanningStore(StateStore, Protocol):
+    """A store that can also be read whole: for maintenance runs (reconciliation) and operator tools
+    (listing the inbox, finding what touched a payer), never on a request path, since it reads every
+    item of the table."""
+
+    def scan(self, pk_prefix: str = "", sk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
+        """Every item whose ``pk`` starts with ``pk_prefix`` and ``sk`` with ``sk_prefix``, in no particular
+        order, read page by page. ``attributes`` (with ``pk`` and ``sk`` always included) narrows what each
+        item carries."""
         ...

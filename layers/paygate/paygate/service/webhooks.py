@@ -98,37 +98,7 @@ class WebhookService:
             )
 
     def _record(self, entry: InboxEntry, envelope: dict[str, Any] | InvalidEvent, delivery: Delivery) -> WebhookResult:
-        try:
-            if isinstance(envelope, InvalidEvent):
-                raise envelope
-            event_type, effect = self.family.decode(envelope, delivery, self.catalog)
-        except InvalidEvent as exc:
-            kept = self.applier.keep(
-                replace(entry, event_type=exc.event_type, error=f"{exc.field}: {exc.message}"), Outcome.QUARANTINED
-            )
-            if kept is Outcome.DUPLICATE:
-                return self._received(entry.event_id, exc.event_type, kept)
-            response = error_response(
-                400, "invalid_event", exc.message, field=exc.field, event_id=entry.event_id, outcome=kept.value
-            )
-            return WebhookResult(response, kept, entry.event_id, exc.event_type)
-
-        entry = replace(entry, event_type=event_type)
-        try:
-            outcome = self.applier.keep(entry, Outcome.IGNORED) if effect is None else self.applier.apply(entry, effect)
-        except PayerConflict as exc:
-            # Kept in quarantine with the reason; the link stays as it is until an operator decides.
-            kept = self.applier.keep(replace(entry, error=f"payer: {exc}"), Outcome.QUARANTINED)
-            if kept is Outcome.DUPLICATE:
-                return self._received(entry.event_id, event_type, kept)
-            response = error_response(409, "payer_conflict", str(exc), event_id=entry.event_id, outcome=kept.value)
-            return WebhookResult(response, kept, entry.event_id, event_type)
-        return self._received(entry.event_id, event_type, outcome)
-
-    @staticmethod
-    def _received(event_id: str, event_type: str | None, outcome: Outcome) -> WebhookResult:
-        body = {"received": True, "event_id": event_id, "outcome": outcome.value}
-        return WebhookResult(json_response(200, body), outcome, event_id, event_type)
+        return record_verified(self.family, self.applier, self.catalog, entry, envelope, delivery)
 
     def _current_verifier(self) -> Verifier:
         # Rebuilt only when the secrets change (a rotation), not on every request.
@@ -136,3 +106,46 @@ class WebhookService:
         if self._verifier is None or self._verifier[0] != secrets:
             self._verifier = (secrets, self.family.scheme.verifier(secrets))
         return self._verifier[1]
+
+
+def record_verified(
+    family: WebhookFamily,
+    applier: ApplyService,
+    catalog: Catalog,
+    entry: InboxEntry,
+    envelope: dict[str, Any] | InvalidEvent,
+    delivery: Delivery,
+) -> WebhookResult:
+    """Steps 2 to 4 for a body whose signature was verified: parse, apply or keep, answer. A redelivery
+    and an operator's replay (:mod:`paygate.service.replay`) of a stored body both come through here."""
+    try:
+        if isinstance(envelope, InvalidEvent):
+            raise envelope
+        event_type, effect = family.decode(envelope, delivery, catalog)
+    except InvalidEvent as exc:
+        kept = applier.keep(
+            replace(entry, event_type=exc.event_type, error=f"{exc.field}: {exc.message}"), Outcome.QUARANTINED
+        )
+        if kept is Outcome.DUPLICATE:
+            return _received(entry.event_id, exc.event_type, kept)
+        response = error_response(
+            400, "invalid_event", exc.message, field=exc.field, event_id=entry.event_id, outcome=kept.value
+        )
+        return WebhookResult(response, kept, entry.event_id, exc.event_type)
+
+    entry = replace(entry, event_type=event_type)
+    try:
+        outcome = applier.keep(entry, Outcome.IGNORED) if effect is None else applier.apply(entry, effect)
+    except PayerConflict as exc:
+        # Kept in quarantine with the reason; the link stays as it is until an operator decides.
+        kept = applier.keep(replace(entry, error=f"payer: {exc}"), Outcome.QUARANTINED)
+        if kept is Outcome.DUPLICATE:
+            return _received(entry.event_id, event_type, kept)
+        response = error_response(409, "payer_conflict", str(exc), event_id=entry.event_id, outcome=kept.value)
+        return WebhookResult(response, kept, entry.event_id, event_type)
+    return _received(entry.event_id, event_type, outcome)
+
+
+def _received(event_id: str, event_type: str | None, outcome: Outcome) -> WebhookResult:
+    body = {"received": True, "event_id": event_id, "outcome": outcome.value}
+    return WebhookResult(json_response(200, body), outcome, event_id, event_type)

@@ -1,0 +1,3 @@
+from paygate_dev.cli import main
+
+raise SystemExit(main())

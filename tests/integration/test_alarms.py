@@ -1,0 +1,128 @@
+"""The template's alarms and dashboard watch metrics the code really emits.
+
+A custom metric exists only once a function prints an EMF line for it: an alarm on a name or a
+dimension the code never writes stays silent forever. The functions are run through the outcomes the
+alarms are about and their EMF lines are read back; every alarm (and every dashboard graph) on the
+``paygate`` namespace must name one of the metrics found, with exactly its dimensions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from paygate_dev import template as cfn
+from tests.conftest import body_of, sample, sample_json
+
+NAMESPACE = "paygate"
+Metric = tuple[str, frozenset[tuple[str, str]]]
+
+WEBHOOK_FUNCTIONS = {
+    "ClerkSubscriptionsFunction": ("clerk/subscription.created.json", "svix"),
+    "ClerkPaymentAttemptsFunction": ("clerk/paymentAttempt.created.json", "svix"),
+    "DodoSubscriptionsFunction": ("dodo/subscription.active.json", "standard"),
+    "DodoPaymentsFunction": ("dodo/payment.succeeded.json", "standard"),
+    "DodoCreditsFunction": ("dodo/credit.added.json", "standard"),
+}
+
+
+def emitted(output: str) -> set[Metric]:
+    """Every (metric, dimensions) an EMF document in ``output`` publishes."""
+    found: set[Metric] = set()
+    for line in output.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(document, dict) or "_aws" not in document:
+            continue
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            if directive["Namespace"] != NAMESPACE:
+                continue
+            for dimension_set in directive["Dimensions"]:
+                dimensions = frozenset((key, str(document[key])) for key in dimension_set)
+                found |= {(metric["Name"], dimensions) for metric in directive["Metrics"]}
+    return found
+
+
+def watched_by_alarms() -> dict[str, set[Metric]]:
+    found: dict[str, set[Metric]] = {}
+    for name, resource in cfn.load()["Resources"].items():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource["Properties"]
+        stats = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        if "MetricName" in props:
+            stats.append(props)
+        found[name] = {
+            (m["MetricName"], frozenset((d["Name"], d["Value"]) for d in m.get("Dimensions", [])))
+            for m in stats
+            if m["Namespace"] == NAMESPACE
+        }
+    return found
+
+
+def watched_by_dashboard() -> set[Metric]:
+    (dashboard,) = [r for r in cfn.load()["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    body = json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])
+    found: set[Metric] = set()
+    for widget in body["widgets"]:
+        for metric in widget["properties"]["metrics"]:
+            fields = [f for f in metric if isinstance(f, str)]
+            if fields[0] == NAMESPACE:
+                pairs = fields[2:]
+                found.add((fields[1], frozenset(zip(pairs[::2], pairs[1::2], strict=True))))
+    return found
+
+
+@pytest.fixture(scope="module")
+def webhook_metrics(dynamodb_local: Any) -> set[Metric]:
+    """The EMF lines of every webhook function: applied, duplicate, quarantined, store unavailable."""
+    import contextlib
+    import io
+    import uuid
+
+    from tests.conftest import WebhookSender
+
+    monkeypatch = pytest.MonkeyPatch()
+    output = io.StringIO()
+    try:
+        table = f"paygate-alarms-{uuid.uuid4().hex[:12]}"
+        dynamodb_local.create_table(table)
+        monkeypatch.setenv("TABLE_NAME", table)
+        sender = WebhookSender(monkeypatch)
+        with contextlib.redirect_stdout(output):
+            for function, (name, style) in WEBHOOK_FUNCTIONS.items():
+                for msg_id in ("msg_once", "msg_once"):
+                    sender.post(function, sample(name), style=style, msg_id=f"{msg_id}_{function}")
+                unreadable = sample_json(name)
+                unreadable["data"] = "not an object"
+                assert sender.post(function, body_of(unreadable), style=style).status == 400
+            monkeypatch.setenv("TABLE_NAME", "paygate-table-that-does-not-exist")
+            for function, (name, style) in WEBHOOK_FUNCTIONS.items():
+                assert sender.post(function, sample(name), style=style).status == 503
+        dynamodb_local.client().delete_table(TableName=table)
+    finally:
+        monkeypatch.undo()
+    return emitted(output.getvalue())
+
+
+def test_the_webhook_functions_emit_one_metric_per_outcome(webhook_metrics):
+    names = {name for name, _ in webhook_metrics}
+    assert {"webhook_applied", "webhook_duplicate", "webhook_quarantined", "webhook_503"} <= names
+
+
+@pytest.mark.parametrize("alarm", ["QuarantinedEventsAlarm", "WebhookStoreUnavailableAlarm"])
+def test_a_webhook_alarm_watches_what_every_webhook_function_emits(webhook_metrics, alarm):
+    watched = watched_by_alarms()[alarm]
+    assert len(watched) == len(WEBHOOK_FUNCTIONS)
+    assert watched <= webhook_metrics, sorted(watched - webhook_metrics)
+
+
+def test_every_webhook_graph_of_the_dashboard_is_emitted_or_an_outcome(webhook_metrics):
+    webhook_graphs = {m for m in watched_by_dashboard() if m[0].startswith("webhook_")}
+    families = {dict(dims)["family"] for _, dims in webhook_metrics}
+    assert {dict(dims)["family"] for _, dims in webhook_graphs} == families
+    assert {name for name, _ in webhook_metrics} <= {name for name, _ in webhook_graphs}
