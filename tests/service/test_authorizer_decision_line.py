@@ -77,6 +77,7 @@ def assert_decision_line(line: dict[str, Any], decision: str, reason: str, sourc
     assert directive["Dimensions"] == [["decision"], ["decision", "reason"], ["decision", "source"]]
     assert line[METRIC_NAME] == 1
     assert (line["decision"], line["reason"], line["source"]) == (decision, reason, source)
+    assert line["allowed"] is (decision == "allow")
     for name in ("route_key", "detail", "user_id", "correlation_id", "function_request_id"):
         assert name in line
     assert line["message"] == "authorizer decided" and line["service"] == "paygate"

@@ -241,7 +241,7 @@ _LINE = (
     ).replace("%", "%%")
     + '},"'
     + METRIC_NAME
-    + '":1,"decision":%s,"reason":%s,"source":%s,"level":%s,'
+    + '":1,"decision":%s,"reason":%s,"source":%s,"allowed":%s,"level":%s,'
     '"message":"authorizer decided","service":"paygate","function_family":"authorizer",'
     '"route_key":%s,"detail":%s,"user_id":%s,"correlation_id":%s,"function_request_id":%s}'
 )
@@ -263,6 +263,7 @@ def decision_line(decision: Decision, event: Mapping[str, Any], context: Any, no
         '"allow"' if decision.allowed else '"deny"',
         _json_string(decision.reason),
         _json_string(decision.source.value if decision.source else "none"),
+        "true" if decision.allowed else "false",
         '"INFO"' if decision.allowed or decision.reason in _EXPECTED_DENIALS else '"ERROR"',
         _json_string(event.get("routeKey")),
         _json_string(decision.detail),
