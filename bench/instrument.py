@@ -29,6 +29,9 @@ class Request:
     #: Capacity units DynamoDB reported; ``None`` when the answer carries none (errors do not).
     capacity: float | None
     attempts: int
+    #: Items the answer carried (reads), and the answer's size in bytes.
+    items: int = 0
+    response_bytes: int = 0
 
 
 @dataclass
@@ -63,7 +66,10 @@ class DynamoDBMeter:
 
     def _after_call(self, http_response: Any, parsed: dict, model: Any, **_: Any) -> None:
         error = parsed.get("Error", {}).get("Code") if http_response.status_code >= 300 else None
-        self._record(Request(model.name, error, _capacity(parsed), getattr(self._local, "attempts", 1)))
+        items = len(parsed.get("Items") or ()) + (1 if "Item" in parsed else 0)
+        size = len(getattr(http_response, "content", b"") or b"")
+        attempts = getattr(self._local, "attempts", 1)
+        self._record(Request(model.name, error, _capacity(parsed), attempts, items, size))
 
     def _after_error(self, exception: Exception, event_name: str, **_: Any) -> None:
         operation = event_name.rsplit(".", 1)[-1]

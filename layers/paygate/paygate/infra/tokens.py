@@ -11,15 +11,17 @@ A JWS with one fixed algorithm is small enough to check directly with ``cryptogr
 base64url, the header's ``alg`` pinned, then one RSASSA-PKCS1-v1_5 SHA-256 verification. This is
 the authorizer's hot path, where a general JWT library's generic checks cost several times the
 signature itself (docs/benchmarks.md).
+
+A Clerk session token lives about a minute and comes with every request of that minute:
+:class:`VerifiedTokens` keeps what each verified token yielded, by its exact text, for as long as a
+fresh verification would still accept it (never past its ``exp``, nor past its JWKS key's removal).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,7 +33,15 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from paygate.settings import TokenSettings
 
-__all__ = ["JwksCache", "KeyUnavailable", "TokenError", "TokenSettings", "TokenVerifier", "parse_jwks"]
+__all__ = [
+    "JwksCache",
+    "KeyUnavailable",
+    "TokenError",
+    "TokenSettings",
+    "TokenVerifier",
+    "VerifiedTokens",
+    "parse_jwks",
+]
 
 ALGORITHM = "RS256"
 #: Clerk's JWT categories (header ``cat``) that are session tokens: a session, and "ignore" for instances
@@ -46,9 +56,10 @@ JWKS_MIN_REFRESH_MS = 30_000
 JWKS_TIMEOUT_SECONDS = 3
 _MAX_JWKS_BYTES = 512 * 1024
 _MIN_RSA_BITS = 2048
-#: Unpadded base64url (RFC 7515 §2): anything else in a segment is a malformed token.
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_CACHED_HEADERS = 64
+#: Verified tokens kept per container. A token lives about a minute, so this covers the callers of a
+#: busy container's last minute; past it the oldest entry is dropped (a miss only costs a verification).
+MAX_CACHED_TOKENS = 1024
 _PKCS1V15 = PKCS1v15()
 _SHA256 = SHA256()
 
@@ -171,13 +182,19 @@ def _jwk_int(entry: Mapping[str, Any], name: str) -> int:
 
 
 def _b64decode(segment: str) -> bytes:
-    """Strict unpadded base64url; ``ValueError`` for anything else."""
-    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise ValueError("not base64url")
+    """Strict unpadded base64url; ``ValueError`` for anything else.
+
+    The URL-safe alphabet is mapped onto the standard one, and ``+``, ``/`` and ``=`` onto a byte no
+    alphabet has, so binascii's strict mode refuses every character base64url does not allow.
+    """
+    data = segment.encode("ascii").translate(_URLSAFE_TO_STANDARD)
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
     except binascii.Error:
         raise ValueError("not base64url") from None
+
+
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
 
 
 def _no_constant(name: str) -> Any:
@@ -211,6 +228,10 @@ class TokenVerifier:
 
     def verify(self, token: str, now_ms: int) -> dict[str, Any]:
         """The verified claims, or :class:`TokenError` saying what is wrong."""
+        return self.verify_with_key(token, now_ms)[0]
+
+    def verify_with_key(self, token: str, now_ms: int) -> tuple[dict[str, Any], RSAPublicKey]:
+        """The verified claims and the key that verified them (see :meth:`key_is_current`)."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_BYTES:
             raise TokenError("the token is empty or too long")
         if token.count(".") != 2:
@@ -239,7 +260,14 @@ class TokenVerifier:
         # Only now, with the signature checked, is the payload read.
         claims = _json_object(payload_b64, "payload")
         self._check_claims(claims, now_ms)
-        return claims
+        return claims, key
+
+    def key_is_current(self, key: RSAPublicKey) -> bool:
+        """Whether ``key`` still verifies tokens: always for the PEM key; for a JWKS, while the last
+        fetch still holds this very key object (a refetch that drops or replaces it ends its tokens)."""
+        if self._pem is not None:
+            return key is self._pem
+        return any(k is key for k in self.jwks.keys.values())  # type: ignore[union-attr]
 
     def _header(self, header_b64: str) -> dict[str, Any]:
         """The decoded header. An instance signs every token with the same few headers, so the
@@ -297,3 +325,52 @@ def _is_time(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+class VerifiedTokens[T]:
+    """``read(claims)`` of each verified token, kept by the token's exact text while it stays valid.
+
+    An entry is used only inside the window in which :meth:`TokenVerifier.verify` would accept the
+    token again (from its ``nbf`` / ``iat`` less the skew to its ``exp``, never the skew past it),
+    and while the key that verified it is current. Only successes are kept: a token that fails
+    verification, or whose claims ``read`` refuses, is verified afresh every time, so the cache can
+    only repeat an answer the verifier gave; it never turns a refusal into an acceptance. At most
+    ``size`` entries, the oldest dropped first.
+    """
+
+    def __init__(self, verifier: TokenVerifier, read: Callable[[dict[str, Any]], T], size: int = MAX_CACHED_TOKENS):
+        self.verifier = verifier
+        self._read = read
+        self.size = size
+        #: token -> (what read() made of its claims, usable from (ms), usable until (ms, excluded), key)
+        self._entries: dict[str, tuple[T, int, int, RSAPublicKey]] = {}
+        #: Verifications made (cache misses), for tests and the benchmarks.
+        self.verifications = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, now_ms: int) -> T:
+        """``read`` of the token's verified claims; raises what the verifier or ``read`` raise."""
+        entry = self._entries.get(token)
+        if entry is not None:
+            value, usable_from, usable_until, key = entry
+            if usable_from <= now_ms < usable_until and self.verifier.key_is_current(key):
+                return value
+            self._entries.pop(token, None)
+        self.verifications += 1
+        claims, key = self.verifier.verify_with_key(token, now_ms)
+        value = self._read(claims)
+        self._remember(token, value, claims, key, now_ms)
+        return value
+
+    def _remember(self, token: str, value: T, claims: Mapping[str, Any], key: RSAPublicKey, now_ms: int) -> None:
+        skew_ms = self.verifier.settings.clock_skew_s * 1000
+        # The verifier accepted these as finite numbers (exp required, nbf / iat optional).
+        usable_until = math.trunc(claims["exp"]) * 1000
+        usable_from = max((math.trunc(claims[n]) * 1000 - skew_ms for n in ("nbf", "iat") if n in claims), default=0)
+        if self.size <= 0 or not usable_from <= now_ms < usable_until:
+            return
+        while len(self._entries) >= self.size:
+            self._entries.pop(next(iter(self._entries)), None)
+        self._entries[token] = (value, usable_from, usable_until, key)

@@ -11,16 +11,20 @@
    billing checks are answered by the store alone, so a cancellation revokes access at once.
 
 Any error denies (fail closed). The token never appears in a log line or a reason.
+
+A verified token's session is kept per container by the token's exact text while the token stays
+valid (:class:`~paygate.infra.tokens.VerifiedTokens`): a session token comes with every request of
+its minute, and is verified once. Each decision writes one line that is both its log line and a
+CloudWatch metric (:func:`decision_line`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from paygate import settings
@@ -31,7 +35,7 @@ from paygate.domain.gate import Grants, needs_billing, payer_kinds
 from paygate.domain.state import Payer, PayerKind
 from paygate.infra.catalog_file import load_catalog
 from paygate.infra.dynamodb_store import container_store
-from paygate.infra.tokens import KeyUnavailable, TokenError, TokenVerifier
+from paygate.infra.tokens import KeyUnavailable, TokenError, TokenVerifier, VerifiedTokens
 from paygate.providers.clerk_session import ClaimError, Session, session_from_claims
 from paygate.service.context import Source, route_context
 from paygate.service.payers import PayerReader
@@ -82,6 +86,8 @@ class Authorizer:
         self.config = config
         self.catalog = catalog
         self.verifier = verifier
+        #: Sessions of tokens verified in this container, by the token's exact text.
+        self.sessions = VerifiedTokens(verifier, session_from_claims)
         self.reader = reader
         # The catalog holds parsed gates; whether each needs the store is decided once per container.
         self.gates = catalog.routes
@@ -96,7 +102,7 @@ class Authorizer:
         if token is None:
             return Decision(False, Reason.NO_TOKEN, "no bearer token or __session cookie")
         try:
-            session = session_from_claims(self.verifier.verify(token, now_ms))
+            session = self.sessions.get(token, now_ms)
         except KeyUnavailable as exc:
             return Decision(False, Reason.KEYS_UNAVAILABLE, str(exc))
         except (TokenError, ClaimError) as exc:
@@ -181,20 +187,29 @@ _HEADER_SPACE = " \t"
 # -- one per container -------------------------------------------------------------------------
 
 _bound: dict[AuthorizerSettings, Authorizer] = {}
+#: The settings and authorizer of the last decision: the settings reader returns the same object
+#: while the environment is unchanged, so a container finds its authorizer by identity.
+_last: tuple[AuthorizerSettings, Authorizer] | None = None
 
 
 def container_authorizer(reader_factory: Callable[[AuthorizerSettings], PayerReader] | None = None) -> Authorizer:
-    """The container's authorizer: catalog, keys (JWKS cache) and store cache live as long as it does.
+    """The container's authorizer: catalog, keys (JWKS cache), verified tokens and store cache live
+    as long as it does.
 
     Keyed by the settings it was built from, so a process serving several configurations (the
     tests, the local server) never mixes them. Raises when the configuration is unusable.
     """
+    global _last
     config = settings.authorizer_settings()
+    last = _last
+    if last is not None and last[0] is config:
+        return last[1]
     bound = _bound.get(config)
     if bound is None:
         reader = (reader_factory or _default_reader)(config)
         bound = Authorizer(config, load_catalog(config.catalog_path), TokenVerifier(config.tokens), reader)
         _bound[config] = bound
+    _last = (config, bound)
     return bound
 
 
@@ -202,68 +217,113 @@ def _default_reader(config: AuthorizerSettings) -> PayerReader:
     return PayerReader(container_store(config.table_name), cache_ms=config.store_cache_ms)
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line, with Powertools' key names (level, message, service, correlation_id ...).
+# -- the decision line: a log line and a metric ----------------------------------------------------
 
-    The authorizer runs before every premium request, so it does not import Powertools' Logger
-    (about 60 ms of cold start) for the one line it writes per decision.
+#: CloudWatch namespace and metric of the decision line; alarms and dashboards name them.
+METRIC_NAMESPACE = "paygate"
+METRIC_NAME = "authorizer_decisions"
+#: Decisions counted by outcome, by outcome and reason, and by outcome and source.
+METRIC_DIMENSIONS = (("decision",), ("decision", "reason"), ("decision", "source"))
+
+#: The decision line, written by hand: the Embedded Metric Format's ``_aws`` member is the same for
+#: every decision, and each ``%s`` is a JSON value (strings escaped by :func:`_json_string`).
+_LINE = (
+    '{"_aws":{"Timestamp":%d,"CloudWatchMetrics":'
+    + json.dumps(
+        [
+            {
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [list(d) for d in METRIC_DIMENSIONS],
+                "Metrics": [{"Name": METRIC_NAME, "Unit": "Count"}],
+            }
+        ],
+        separators=(",", ":"),
+    ).replace("%", "%%")
+    + '},"'
+    + METRIC_NAME
+    + '":1,"decision":%s,"reason":%s,"source":%s,"allowed":%s,"level":%s,'
+    '"message":"authorizer decided","service":"paygate","function_family":"authorizer",'
+    '"route_key":%s,"detail":%s,"user_id":%s,"correlation_id":%s,"function_request_id":%s}'
+)
+
+
+def decision_line(decision: Decision, event: Mapping[str, Any], context: Any, now_ms: int) -> str:
+    """One JSON line per decision: the decision's log line and, in CloudWatch's Embedded Metric
+    Format, a count of 1 in ``paygate/authorizer_decisions`` under ``decision`` (allow / deny),
+    ``reason`` (a :class:`Reason`) and ``source`` (token / store / none).
+
+    Written by hand rather than with Powertools' Logger and Metrics, whose import alone would
+    double the authorizer's cold start, and it is cheaper than a dictionary through ``json``. Never
+    the token: the fields are the route, the reason and its detail, who was allowed, and the
+    request ids.
     """
+    request = event.get("requestContext")
+    return _LINE % (
+        now_ms,
+        '"allow"' if decision.allowed else '"deny"',
+        _json_string(decision.reason),
+        _json_string(decision.source.value if decision.source else "none"),
+        "true" if decision.allowed else "false",
+        '"INFO"' if decision.allowed or decision.reason in _EXPECTED_DENIALS else '"ERROR"',
+        _json_string(event.get("routeKey")),
+        _json_string(decision.detail),
+        _json_string(decision.context.get("user_id")),
+        _json_string(request.get("requestId") if isinstance(request, Mapping) else None),
+        _json_string(getattr(context, "aws_request_id", None)),
+    )
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "level": record.levelname,
-            "location": f"{record.funcName}:{record.lineno}",
-            "message": record.getMessage(),
-            "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created))
-            + f",{int(record.msecs):03d}+0000",
-            "service": "paygate",
-            "function_family": "authorizer",
-        }
-        entry.update(getattr(record, "paygate", {}))
-        return json.dumps(entry, default=str, separators=(",", ":"))
 
-
-def _decision_logger() -> logging.Logger:
-    logger = logging.getLogger("paygate.authorizer")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonLogFormatter())
-        logger.addHandler(handler)
-        # Lambda's root handler would print the line a second time, as plain text.
-        logger.propagate = False
-        logger.setLevel(settings.log_level())
-    return logger
+def _json_string(value: Any) -> str:
+    """``value`` as a JSON string (at most 200 characters of it: request fields are not ours), or null."""
+    if value is None:
+        return "null"
+    return encode_basestring_ascii(value if type(value) is str and len(value) <= 200 else str(value)[:200])
 
 
 def authorizer_handler(clock: Clock = system_clock) -> Callable[[dict, Any], dict]:
-    """The Lambda handler: a simple response, and one log line per decision (never the token)."""
-    logger = _decision_logger()
+    """The Lambda handler: a simple response, and one decision line on stdout (never the token).
+
+    The line is written whatever the log level: it is also the decisions' metric.
+    """
+    _prepare()
 
     def handler(event: dict, context: Any) -> dict:
+        now_ms = clock()
         try:
             authorizer = container_authorizer()
         except Exception as exc:  # noqa: BLE001 - fail closed; a bad gate or a missing issuer says what is wrong
             decision = Decision(False, Reason.MISCONFIGURED, f"{type(exc).__name__}: {exc}")
         else:
             try:
-                decision = authorizer.decide(event, clock())
+                decision = authorizer.decide(event, now_ms)
             except Exception as exc:  # noqa: BLE001 - fail closed; only the type, a message could echo input
                 decision = Decision(False, Reason.ERROR, type(exc).__name__)
-        fields = {
-            "route_key": event.get("routeKey"),
-            "allowed": decision.allowed,
-            "reason": decision.reason,
-            "detail": decision.detail,
-            "source": decision.source,
-            "user_id": decision.context.get("user_id"),
-            "correlation_id": (event.get("requestContext") or {}).get("requestId"),
-            "function_request_id": getattr(context, "aws_request_id", None),
-        }
-        level = logging.INFO if decision.allowed or decision.reason in _EXPECTED_DENIALS else logging.ERROR
-        logger.log(level, "authorizer decided", extra={"paygate": fields})
+        try:
+            out = sys.stdout
+            out.write(decision_line(decision, event, context, now_ms) + "\n")
+            out.flush()
+        except Exception:  # noqa: BLE001, S110 - a line that cannot be written never changes the answer
+            pass
         return decision.response()
 
     return handler
+
+
+def _prepare() -> None:
+    """During init: build the container's authorizer (catalog, key), and with ``STORE_AUTHORITATIVE=true``
+    its store client too.
+
+    With the store authoritative every billing decision reads the store, so the first request would
+    otherwise pay botocore's import and the client's creation (docs/benchmarks.md, cold start);
+    claims first, most decisions never read it, and the claims path keeps its cold start free of
+    the AWS SDK. A configuration that does not work is left for the first request to report (and deny).
+    """
+    try:
+        authorizer = container_authorizer()
+        if authorizer.config.store_authoritative and any(authorizer._billing.values()):
+            container_store(authorizer.config.table_name).client  # noqa: B018 - made now, on purpose
+    except Exception:  # noqa: BLE001, S110 - fail closed at request time, with the reason in the decision line
+        pass
 
 
 _EXPECTED_DENIALS = frozenset({Reason.NO_TOKEN, Reason.INVALID_TOKEN, Reason.PENDING_SESSION, Reason.NOT_GRANTED})
