@@ -15,6 +15,9 @@ import pytest
 
 from paygate_dev import template as cfn
 from tests.conftest import body_of, sample, sample_json
+from tests.integration.test_authorizer import gateway, signing_key
+
+__all__ = ["gateway", "signing_key"]  # fixtures used below
 
 NAMESPACE = "paygate"
 Metric = tuple[str, frozenset[tuple[str, str]]]
@@ -126,3 +129,49 @@ def test_every_webhook_graph_of_the_dashboard_is_emitted_or_an_outcome(webhook_m
     families = {dict(dims)["family"] for _, dims in webhook_metrics}
     assert {dict(dims)["family"] for _, dims in webhook_graphs} == families
     assert {name for name, _ in webhook_metrics} <= {name for name, _ in webhook_graphs}
+
+
+# -- the authorizer ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def authorizer_metrics(gateway, monkeypatch, capsys) -> set[Metric]:
+    """The decision lines of the outcomes the authorizer alarms are about (and an allow)."""
+    gateway.authorize("GET /pro/export", gateway.token(pla="u:pro", fea="u:export"))  # allowed by the token
+    gateway.authorize("GET /pro/export")  # no token
+    gateway.authorize("GET /pro/export", gateway.token(exp=1))  # invalid (expired)
+    gateway.authorize("GET /pro/export", gateway.token(pla="u:free_user"))  # not granted, store read
+    monkeypatch.setenv("TABLE_NAME", "paygate-table-that-does-not-exist")
+    gateway.authorize("GET /pro/export", gateway.token(pla="u:free_user"))  # store unavailable
+    monkeypatch.setenv("CLERK_ISSUER", "")
+    gateway.authorize("GET /pro/export", gateway.token())  # misconfigured
+    return emitted(capsys.readouterr().out)
+
+
+def test_the_authorizer_emits_a_decision_metric_per_reason(authorizer_metrics):
+    reasons = {dict(d).get("reason") for name, d in authorizer_metrics if name == "authorizer_decisions"}
+    assert {"granted", "no_token", "invalid_token", "not_granted", "store_unavailable", "misconfigured"} <= reasons, reasons
+
+
+@pytest.mark.parametrize("alarm", ["AuthorizerFailedClosedAlarm", "DenialSpikeAlarm", "InvalidTokenSpikeAlarm"])
+def test_an_authorizer_alarm_watches_a_metric_the_authorizer_emits(authorizer_metrics, alarm):
+    from paygate.service.authorizer import Reason
+
+    known = {v for k, v in vars(Reason).items() if k.isupper()}
+    for name, dimensions in watched_by_alarms()[alarm]:
+        found = {(n, d) for n, d in authorizer_metrics if n == name and {k for k, _ in d} == {k for k, _ in dimensions}}
+        assert found, f"{alarm}: nothing emits {name} by {sorted(k for k, _ in dimensions)}"
+        # Reasons this test cannot provoke (a JWKS outage, an unexpected error) must still be real ones.
+        assert (name, dimensions) in authorizer_metrics or dict(dimensions)["reason"] in known, (alarm, dimensions)
+
+
+def test_every_authorizer_graph_of_the_dashboard_names_a_real_dimension(authorizer_metrics):
+    from paygate.service.authorizer import Reason
+
+    known = {v for k, v in vars(Reason).items() if k.isupper()}
+    keys = {frozenset(k for k, _ in d) for n, d in authorizer_metrics if n == "authorizer_decisions"}
+    for name, dimensions in watched_by_dashboard():
+        if name == "authorizer_decisions":
+            assert frozenset(k for k, _ in dimensions) in keys, dimensions
+            assert dict(dimensions).get("reason", "granted") in known
+            assert dict(dimensions).get("source", "token") in {"token", "store", "none"}

@@ -477,12 +477,14 @@ def test_store_outage_denies(gateway, monkeypatch):
     assert gateway.authorize("GET /pro/export", gateway.token(pla="u:pro", fea="u:export"))["isAuthorized"] is True
 
 
-def test_unreachable_store_denies(gateway, monkeypatch):
+def test_unreachable_store_denies(gateway, monkeypatch, capsys):
     from paygate_dev.dynamodb_local import free_port
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("GRACE_PERIOD_DAYS", "6")  # a fresh container, so a fresh client on the dead endpoint
     assert gateway.authorize("GET /pro/export", gateway.token(pla="u:free_user")) == {"isAuthorized": False}
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"authorizer_decisions"' in x]
+    assert line["reason"] == "store_unavailable", line
 
 
 @pytest.mark.parametrize(

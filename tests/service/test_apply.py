@@ -162,15 +162,17 @@ def test_a_move_never_rolls_the_payers_newer_record_back(service):
 
 def test_a_redelivery_completes_a_move_a_crash_interrupted(service, memory):
     service.apply(entry("msg_1"), Effect(CUSTOMER, (item(1, payer=CUSTOMER),)))
-    real_query = memory.query
+    real_read = memory.read_partitions
 
-    def crash(*args, **kwargs):
-        raise StoreUnavailable("crashed before the move")
+    def crash_on_the_move(pks, *args, **kwargs):
+        if any(pk.startswith("HISTORY#customer:") for pk in pks):  # the move reads both of the source's partitions
+            raise StoreUnavailable("crashed before the move")
+        return real_read(pks, *args, **kwargs)
 
-    memory.query = crash  # type: ignore[method-assign]
+    memory.read_partitions = crash_on_the_move  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable):
         service.apply(entry("msg_2"), Effect(PAYER, (link(2),)))
-    memory.query = real_query  # type: ignore[method-assign]
+    memory.read_partitions = real_read  # type: ignore[method-assign]
     assert "item#test:item_1" in stored(service, CUSTOMER)  # kept, not lost
     # The inbox item names the move it started: the provider's redelivery (a duplicate) finishes it.
     assert service.apply(entry("msg_2"), Effect(PAYER, (link(2),))) is Outcome.DUPLICATE
@@ -199,6 +201,19 @@ def test_a_known_link_costs_a_read_and_a_write_and_a_duplicate_one_read(service,
     # The read finds the inbox item: a duplicate writes nothing.
     assert service.apply(entry("msg_2"), Effect(PAYER, (link(2), item(2)))) is Outcome.DUPLICATE
     assert memory.requests == ["read_partitions"]
+
+
+def test_a_new_provider_id_linked_to_a_known_payer_costs_five_requests(service, memory):
+    """Every renewal links a new payment id: the first read shows the link is new, so the write creates
+    it at once; then what is kept under the id is looked for (after the link is written, so nothing
+    kept meanwhile is missed) and the move is marked done with the inbox item, in one write."""
+    service.apply(entry("msg_1"), Effect(PAYER, (link(1), item(1))))
+    payment = link_record("test", "pay_2", PAYER, version_key(2, 2, "msg_2"))
+    memory.requests.clear()
+    assert service.apply(entry("msg_2"), Effect(PAYER, (link(2), payment, item(2)))) is Outcome.APPLIED
+    assert memory.requests == ["read_partitions", "write", "get", "read_partitions", "write"]
+    stored_link = memory.get(Key("PAYER#customer:pay_2", "customer_link#test:pay_2"))
+    assert stored_link["moved"] is True and service.event("test.family", "msg_2")["moving"] == []
 
 
 def test_the_first_link_stays_and_a_conflicting_event_is_refused(service, memory):

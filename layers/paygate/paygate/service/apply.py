@@ -112,6 +112,10 @@ class Resolution:
     unlinked: Payer | None = None
 
 
+#: A record whose partition the first read did not cover (read it on its own).
+_NOT_READ: Any = object()
+
+
 class ApplyService:
     def __init__(
         self,
@@ -153,12 +157,25 @@ class ApplyService:
             resolution = self.resolve(entry.provider, customer) if customer else Resolution(effect.payer)
             bound = [_bind(r, customer, resolution) for r in others.records]
             announced = sorted({r.payer for r in bound if r.payer.kind in ANNOUNCED_KINDS}, key=lambda p: p.key)
-            # One request: the inbox item (a duplicate ends here) and the partitions whose grants may change.
-            read = self.store.read_partitions([entry.key.pk, *(payer_pk(p.key) for p in announced)], consistent=True)
+            # One request: the inbox item (a duplicate ends here), the partitions whose grants may change
+            # and the links' own (whether each exists, where it points, whether its move is done).
+            link_pks = [record_key(link).pk for link in links] if attempt == 0 else []
+            read = self.store.read_partitions(
+                [entry.key.pk, *(payer_pk(p.key) for p in announced), *link_pks], consistent=True
+            )
             kept = next((i for i in read.get(entry.key.pk, []) if i.get("sk") == INBOX_SK), None)
             if kept is not None and not self._inbox_accepts(entry).holds(kept):
                 self._finish_moves(entry, kept)
                 return Outcome.DUPLICATE
+            for link in links if attempt == 0 else []:
+                key = record_key(link)
+                found = next((i for i in read[key.pk] if i.get("sk") == key.sk), None)
+                if (
+                    found is None
+                    or found.get(LINKED_PAYER) != body_fields(link.body)[LINKED_PAYER]
+                    or not found.get(MOVED)
+                ):
+                    self._settle_link(entry.provider, link, creating, found)
             planned = self._plan(entry, bound, stale, read)
             link_writes = {
                 record_key(link): self._link_write(link, entry, record_key(link) in creating) for link in links
@@ -195,7 +212,7 @@ class ApplyService:
                     self._sleep(_backoff(attempt))
         else:
             raise StoreUnavailable("the event could not be applied: too many concurrent writers")
-        self._finish_moves(entry, item)
+        self._finish_moves(entry, item, just_linked=True)
         return outcome
 
     def _outboxes(
@@ -247,10 +264,12 @@ class ApplyService:
         target = body_fields(link.body)[LINKED_PAYER]
         return Require(key, AllOf((FieldEquals(LINKED_PAYER, target), FieldEquals(MOVED, True))))
 
-    def _settle_link(self, provider: str, link: StateRecord, creating: set[Key]) -> None:
-        """After a link check failed: create the link, complete its move, or refuse to re-point it."""
+    def _settle_link(self, provider: str, link: StateRecord, creating: set[Key], stored: Any = _NOT_READ) -> None:
+        """A link not stored as this event expects (found by the first read, or by a failed check):
+        create it, complete its move, or refuse to re-point it."""
         key = record_key(link)
-        stored = self.store.get(key)
+        if stored is _NOT_READ:
+            stored = self.store.get(key)
         if stored is None:
             creating.add(key)
             return
@@ -260,25 +279,26 @@ class ApplyService:
             raise PayerConflict(link.payer.id, stored.get(LINKED_PAYER), wanted, stored.get("event_id"))
         # The same payer, but what was kept under the provider id has not moved yet (a crash between
         # the link's write and the move, or a link written before links recorded their move).
-        self._finish_move(provider, link.payer)
+        self.store.write([self._finish_move(provider, link.payer)])
 
-    def _finish_moves(self, entry: InboxEntry, inbox: Item | None) -> None:
-        """Finish the moves the inbox item names, then clear them from it."""
+    def _finish_moves(self, entry: InboxEntry, inbox: Item | None, *, just_linked: bool = False) -> None:
+        """Finish the moves the inbox item names, then clear them from it, with the links' ``moved``
+        flags in one write. ``just_linked``: the links were created by this very delivery (nothing
+        can have moved before, so an empty move changes no one's grants)."""
         sources = (inbox or {}).get(MOVING) or []
-        for source in sources:
-            self._finish_move(entry.provider, Payer.from_key(source))
+        done = [self._finish_move(entry.provider, Payer.from_key(s), announce=not just_linked) for s in sources]
         if sources:
-            self.store.write([Update(entry.key, {MOVING: []}, FieldEquals("event_id", entry.event_id))])
+            self.store.write([*done, Update(entry.key, {MOVING: []}, FieldEquals("event_id", entry.event_id))])
 
-    def _finish_move(self, provider: str, source: Payer) -> None:
-        self.move_linked(provider, source)
+    def _finish_move(self, provider: str, source: Payer, *, announce: bool = True) -> Update:
+        """Move what is kept under ``source``; the write that marks its link's move done (to make)."""
+        target, moved = self._move(provider, source)
         # What moved may change what the payer is granted: announced before the move is marked done,
-        # so a crash in between is announced by the redelivery.
-        target = self.resolve(provider, source).payer
-        if target is not None and target != source:
+        # so a crash in between is announced by the redelivery (which announces even an empty move:
+        # the crashed attempt may have moved everything).
+        if target is not None and target != source and (moved or announce):
             self.reevaluate(target, Cause("link", provider, at=self._clock()))
-        link = _link_key(provider, source)
-        self.store.write([Update(link, {MOVED: True}, FieldEquals("kind", RecordKind.CUSTOMER_LINK.value))])
+        return Update(_link_key(provider, source), {MOVED: True}, FieldEquals("kind", RecordKind.CUSTOMER_LINK.value))
 
     def keep(self, entry: InboxEntry, outcome: Outcome) -> Outcome:
         """Record an event that changes no state (ignored, or quarantined for a later replay)."""
@@ -359,14 +379,16 @@ class ApplyService:
         delete from the source if unchanged), so a crash or a race leaves it in one place or the
         other, never lost; whatever is left behind moves with the next write of the link.
         """
+        return self._move(provider, source)[1]
+
+    def _move(self, provider: str, source: Payer) -> tuple[Payer | None, int]:
         target = self.resolve(provider, source)
         if target.payer is None or target.payer == source:
-            return 0
+            return target.payer, 0
         moved = 0
-        kept = [
-            *self.store.query(payer_pk(source.key), consistent=True),
-            *self.store.query(history_pk(source.key), consistent=True),
-        ]
+        # Both of the source's partitions in one read (what it holds now, and its history).
+        found = self.store.read_partitions([payer_pk(source.key), history_pk(source.key)], consistent=True)
+        kept = [item for items in found.values() for item in items]
         for item in kept:
             if item.get("kind") == RecordKind.CUSTOMER_LINK.value:
                 continue
@@ -387,7 +409,7 @@ class ApplyService:
                         self.store.write([delete])
                     except WriteRejected:
                         pass
-        return moved
+        return target.payer, moved
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -415,7 +437,6 @@ def _backoff(attempt: int) -> float:
 
 
 #: A record whose partition the apply did not read (history, a provider customer's).
-_NOT_READ: Any = object()
 
 
 def _fields_of(write: Write) -> Mapping[str, Any]:
