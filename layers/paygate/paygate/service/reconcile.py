@@ -45,8 +45,9 @@ from paygate.service.layout import (
 )
 from paygate.service.ports import EXPIRES_AT, VERSION, AnyOf, ExpiredBefore, IsAbsent, Key, Put, Update, WriteRejected
 
-#: Stored fields a snapshot does not compare: when paygate learned of the state, not the state itself.
-_NOT_COMPARED = frozenset({"changed_at"})
+#: Stored fields a snapshot does not compare: when paygate learned of the state, or which figure it was
+#: taken from (a credit balance's), not the state itself.
+_NOT_COMPARED = frozenset({"changed_at", "balance_at", "balance_version", "balance_source"})
 #: Item statuses after which the provider may stop listing an item without anything being wrong.
 _FINAL = frozenset({ItemStatus.ENDED, ItemStatus.EXPIRED, ItemStatus.ABANDONED, ItemStatus.FAILED})
 #: At most this many missing records are named on a run's item (all are counted and logged).
@@ -237,7 +238,9 @@ class ReconcileService:
         resolutions: dict[Payer, Resolution] = {}
         for record in effect.records:
             if isinstance(record, MergedRecord):
-                differs = True  # merged (credit balances): the merge itself decides
+                found, changes = self._compare_merged(self._bound(provider, record, resolutions))
+                stored_any |= found
+                differs |= changes
                 continue
             if is_link(record):
                 link = self.store.get(record_key(record))
@@ -257,7 +260,20 @@ class ReconcileService:
             differs |= any(stored.get(k) != v for k, v in fields.items() if k not in _NOT_COMPARED)
         return stored_any, differs
 
-    def _bound(self, provider: str, record: StateRecord, resolutions: dict[Payer, Resolution]) -> StateRecord:
+    def _compare_merged(self, record: MergedRecord) -> tuple[bool, bool]:
+        """A merged record (a credit balance): what the merge would write, compared with what is stored."""
+        stored = self.store.get(record_key(record))
+        merged = record.merge(record.decode(stored) if stored else None)
+        if stored is None:
+            return False, merged is not None
+        if merged is None:
+            return True, False  # the stored figure is as new or newer: the merge keeps it
+        fields = body_fields(merged[1])
+        return True, any(stored.get(k) != v for k, v in fields.items() if k not in _NOT_COMPARED)
+
+    def _bound[R: (StateRecord, MergedRecord)](
+        self, provider: str, record: R, resolutions: dict[Payer, Resolution]
+    ) -> R:
         """A record kept under a provider id, where the apply would file it (see ``ApplyService``)."""
         if record.payer.kind is not PayerKind.CUSTOMER:
             return record
@@ -266,6 +282,8 @@ class ReconcileService:
         resolution = resolutions[record.payer]
         if resolution.payer is None or resolution.payer == record.payer:
             return record
+        if isinstance(record, MergedRecord):
+            return replace(record, payer=resolution.payer)
         return replace(record, payer=resolution.payer, body=fill_inherited(record.body, resolution.inherit))
 
     def _missing(self, provider: str, scope: Scope, seen: set[str]) -> Iterator[dict[str, Any]]:
