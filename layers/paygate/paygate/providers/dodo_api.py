@@ -34,7 +34,7 @@ from paygate.providers.dodo import (
     snapshot_refund,
     snapshot_subscription,
 )
-from paygate.service.reconcile import Scope, Snapshot, snapshot_body
+from paygate.service.reconcile import NotFound, Scope, Snapshot, snapshot_body
 
 #: The SDK's documented maximum ``page_size``.
 PAGE_SIZE = 100
@@ -89,6 +89,20 @@ class DodoFetcher:
             for dispute, read_at in self._pages(self.client.disputes.list, **where, **since):
                 yield self._snapshot("dispute", dispute.dispute_id, dispute, read_at, run_id, snapshot_dispute)
         yield from self._credit_balances(filters, run_id)
+
+    def retrieve(self, kind: str, object_id: str, read_id: str) -> Snapshot:
+        """A subscription or payment a checkout return named, read whole by id (``GET /subscriptions/{id}``,
+        ``GET /payments/{id}``). Raises :class:`NotFound` when Dodo has none."""
+        read, mapper = {
+            "subscription": (self.client.subscriptions.retrieve, snapshot_subscription),
+            "payment": (self.client.payments.retrieve, snapshot_payment),
+        }[kind]
+        read_at = self._clock()
+        try:
+            obj = read(object_id)
+        except NotFoundError as exc:
+            raise NotFound(f"Dodo Payments has no {kind} {object_id}") from exc
+        return self._snapshot(kind, object_id, obj, read_at, read_id, mapper)
 
     def _credit_balances(self, filters: list[dict[str, Any]], run_id: str) -> Iterator[Snapshot]:
         """Every customer's balance of every credit entitlement (or those of the scope's customers)."""

@@ -103,6 +103,18 @@ class Fetcher(Protocol):
         ...
 
 
+class NotFound(LookupError):
+    """The provider does not know an object asked for by its id."""
+
+
+class Retriever(Fetcher, Protocol):
+    """A fetcher that also reads one object by id: what a checkout return names (Dodo Payments')."""
+
+    def retrieve(self, kind: str, object_id: str, read_id: str) -> Snapshot:
+        """The object, read now; raises :class:`NotFound` when the provider has no such object."""
+        ...
+
+
 @dataclass
 class ProviderCounts:
     read: int = 0
@@ -166,13 +178,26 @@ class ReconcileService:
 
     # -- a run -------------------------------------------------------------------------------------
 
-    def run(self, fetchers: Sequence[Fetcher], scope: Scope | None = None, trigger: str = "manual") -> RunReport:
-        """Read every fetcher's provider within ``scope`` and apply what differs; the run is recorded."""
+    def run(
+        self,
+        fetchers: Sequence[Fetcher],
+        scope: Scope | None = None,
+        trigger: str = "manual",
+        named: Sequence[tuple[str, Snapshot]] = (),
+    ) -> RunReport:
+        """Read every fetcher's provider within ``scope`` and apply what differs; the run is recorded.
+
+        ``named`` are objects read by id for a payer's refresh (provider, snapshot): applied first, since
+        one may link a provider customer to the payer, whose objects the fetchers then read too."""
         scope = scope or Scope()
         started = self._clock()
         report = RunReport(f"{started}-{uuid.uuid4().hex[:8]}", scope.name, trigger, started)
         key = reconcile_run_key(scope.name, started, report.run_id)
         self._record(key, report, "running")
+        for provider, snapshot in named:
+            report.providers.setdefault(provider, ProviderCounts()).add(self._reconcile(provider, snapshot, report))
+        if named and scope.payer is not None:
+            scope = Scope(scope.payer, self.linked_customers(scope.payer))
         for fetcher in fetchers:
             counts = report.providers.setdefault(fetcher.provider, ProviderCounts())
             seen: set[str] = set()
