@@ -16,13 +16,14 @@ import copy
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from clerk_backend_api import models as clerk_models
 from dodopayments import types as dodo_types
-from dodopayments.types.credit_entitlements import CustomerCreditBalance
+from dodopayments.types.credit_entitlements import CreditLedgerEntry, CustomerCreditBalance
 
 from paygate_dev import EVENTS_DIR
 
@@ -59,6 +60,8 @@ class FakeProviders:
         #: ``CreditEntitlement`` JSON, and ``CustomerCreditBalance`` JSON (one per entitlement and customer).
         self.credit_entitlements: list[dict[str, Any]] = []
         self.credit_balances: list[dict[str, Any]] = []
+        #: ``CreditLedgerEntry`` JSON, oldest first.
+        self.credit_ledger: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         #: Every request: (method, path, query).
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -106,6 +109,12 @@ class FakeProviders:
             self.credit_balances = [b for b in self.credit_balances if any(b[k] != balance[k] for k in same)]
             self.credit_balances.append(balance)
         return balance
+
+    def add_credit_ledger_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        CreditLedgerEntry.model_validate(entry)
+        with self._lock:
+            self.credit_ledger = [e for e in self.credit_ledger if e["id"] != entry["id"]] + [entry]
+        return entry
 
     def fail(self, path: str, status: int, times: int = 1, retry_after: str | None = None) -> None:
         headers = {"retry-after": retry_after} if retry_after is not None else {}
@@ -246,10 +255,18 @@ class FakeProviders:
                 _ListOf(dodo_types.CreditEntitlement),
             )
         entitlement_id = segments[0]
-        if segments[1:2] != ["balances"] or len(segments) > 3:
+        if segments[1:2] != ["balances"] or len(segments) > 4 or segments[3:] not in ([], ["ledger"]):
             return 404, {"code": "NOT_FOUND", "message": "no such path"}, None
         if not any(e["id"] == entitlement_id for e in self.credit_entitlements):
             return 404, {"code": "NOT_FOUND", "message": f"credit entitlement {entitlement_id} not found"}, None
+        if len(segments) == 4:
+            entries = [
+                e
+                for e in copy.deepcopy(self.credit_ledger)
+                if (e["credit_entitlement_id"], e["customer_id"]) == (entitlement_id, segments[2])
+                and _iso_ms(e["created_at"]) >= _iso_ms(query.get("start_date", "1970-01-01T00:00:00Z"))
+            ]
+            return 200, {"items": _page(entries, query)}, _ListOf(CreditLedgerEntry)
         balances = [b for b in copy.deepcopy(self.credit_balances) if b["credit_entitlement_id"] == entitlement_id]
         if len(segments) == 3:
             found = next((b for b in balances if b["customer_id"] == segments[2]), None)
@@ -259,6 +276,10 @@ class FakeProviders:
         if "customer_id" in query:
             balances = [b for b in balances if b["customer_id"] == query["customer_id"]]
         return 200, {"items": _page(balances, query)}, _ListOf(CustomerCreditBalance)
+
+
+def _iso_ms(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _page(objects: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
@@ -541,6 +562,14 @@ def dodo_credit_balance(
         "updated_at": last_transaction_at or "2026-11-01T09:14:41.927304Z",
         "last_transaction_at": last_transaction_at,
     }
+
+
+def dodo_credit_ledger_entry(sample: str, **fields: Any) -> dict[str, Any]:
+    """A ``CreditLedgerEntry`` (``GET .../balances/{customer_id}/ledger``), from a credit.* sample's data."""
+    data = _sample_data(f"{sample}.json")
+    data.pop("payload_type", None)
+    data.update(fields)
+    return data
 
 
 def example() -> FakeProviders:

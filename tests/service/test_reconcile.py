@@ -16,7 +16,7 @@ from paygate.infra.catalog_file import load_catalog
 from paygate.providers.clerk_api import ClerkFetcher, api_url, retry_config
 from paygate.providers.dodo_api import DodoFetcher
 from paygate.service.apply import ApplyService
-from paygate.service.layout import payer_pk
+from paygate.service.layout import history_pk, payer_pk
 from paygate.service.reconcile import ReconcileService, Scope
 from paygate_dev.fake_providers import (
     FakeProviders,
@@ -24,6 +24,7 @@ from paygate_dev.fake_providers import (
     clerk_subscription,
     dodo_credit_balance,
     dodo_credit_entitlement,
+    dodo_credit_ledger_entry,
     dodo_dispute,
     dodo_payment,
     dodo_refund,
@@ -497,3 +498,55 @@ def test_a_payer_refresh_reads_only_its_customers_balances(fake, reconciler, sen
     assert report.providers["dodo"].created == 1 and balance_of(memory)["balance"] == "1000"
     queries = [q for _, p, q in fake.requests if p == f"/dodo/credit-entitlements/{CDE}/balances"]
     assert [q.get("customer_id") for q in queries] == ["cus_8fK2mQ9xLp3RtV7wZ1nB"] * 2  # a page, then an empty one
+
+
+def history(memory: InMemoryStateStore, sk: str) -> dict | None:
+    return next((i for i in memory.query(history_pk(USER)) if i["sk"] == sk), None)
+
+
+def test_missed_ledger_entries_are_created_and_delivered_ones_left_as_they_are(fake, reconciler, sender, memory):
+    linked_with_credits(fake, sender, "975", DEDUCTED)
+    credit_webhook(sender, "credit.added")
+    added, deducted = dodo_credit_ledger_entry("credit.added"), dodo_credit_ledger_entry("credit.deducted")
+    fake.add_credit_ledger_entry(added)
+    fake.add_credit_ledger_entry(deducted)
+    clock = Clock(iso_ms("2026-11-07T00:00:00+00:00"))
+    reconciler._clock = clock
+
+    report = reconciler.run([dodo(fake, clock)])
+
+    counts = report.providers["dodo"]
+    assert (counts.read, counts.repaired, counts.created, counts.unchanged) == (3, 1, 1, 1)
+    line = history(memory, f"credit_ledger#dodo:{deducted['id']}")
+    assert line is not None
+    assert (line["transaction_type"], line["amount"], line["balance_after"]) == ("credit_deducted", "25", "975")
+    assert history(memory, f"credit_ledger#dodo:{added['id']}")["event_type"] == "credit.added"  # the webhook's
+    assert balance_of(memory)["balance_source"] == "snapshot"  # the balance read is newer than either entry
+
+
+def test_ledger_entries_are_read_page_by_page_within_the_history_window(fake, clock, reconciler, memory):
+    fake.add_credit_entitlement(dodo_credit_entitlement(CDE))
+    fake.set_credit_balance(dodo_credit_balance(CDE, "cus_1", balance="10"))
+    for n in range(3):
+        fake.add_credit_ledger_entry(
+            dodo_credit_ledger_entry(
+                "credit.added", id=f"cdl_{n}", customer_id="cus_1", created_at=f"2026-11-0{n + 2}T00:00:00Z"
+            )
+        )
+    fake.add_credit_ledger_entry(
+        dodo_credit_ledger_entry("credit.added", id="cdl_old", customer_id="cus_1", created_at="2026-10-01T00:00:00Z")
+    )
+    since = iso_ms("2026-11-01T00:00:00+00:00")
+    fetcher = DodoFetcher(
+        fake.dodo_key, fake.dodo_url, load_catalog(), clock=clock, page_size=2, history_since_ms=since
+    )
+
+    report = reconciler.run([fetcher])
+
+    assert report.ok and report.providers["dodo"].created == 1 + 3
+    ledger = [q for _, p, q in fake.requests if p.endswith("/balances/cus_1/ledger")]
+    assert [q["page_number"] for q in ledger] == ["0", "1", "2"]
+    assert all(q["start_date"].startswith("2026-11-01T00:00:00") for q in ledger)  # cdl_old is not read
+    assert {i["sk"] for i in memory.query(history_pk("customer:cus_1"))} == {
+        f"credit_ledger#dodo:cdl_{n}" for n in range(3)
+    }

@@ -925,6 +925,29 @@ def snapshot_credit_balance(
     return Effect(payer, (record,))
 
 
+def snapshot_credit_ledger_entry(
+    entry: Mapping[str, Any], read_at_ms: int, snapshot_id: str, catalog: Catalog
+) -> Effect:
+    """A ``CreditLedgerEntry`` read from ``GET /credit-entitlements/{id}/balances/{customer_id}/ledger``.
+
+    An entry never changes once written, so the read states exactly what its ``credit.*`` webhook did;
+    it is mapped by the webhook's own mapper. Its ``balance_after`` sorts before a balance read later
+    (an entry's figure is versioned by when it was created). The webhook's event type is not in it:
+    what a webhook stored stays.
+    """
+    moment = snapshot_moment(read_at_ms)
+    effect = map_credit_ledger(
+        _snapshot_envelope("credit.snapshot", entry, moment), Delivery(snapshot_id, moment // 1000), catalog
+    )
+    records = tuple(
+        replace(r, body={k: v for k, v in r.body.items() if k != "event_type"})
+        if isinstance(r, StateRecord) and r.kind is RecordKind.CREDIT_LEDGER
+        else r
+        for r in effect.records
+    )
+    return replace(effect, records=records)
+
+
 #: Dodo signs with Standard Webhooks (``webhook-*`` headers); the ``webhook-id`` is the event id.
 SCHEME = StandardWebhooks()
 

@@ -29,6 +29,7 @@ from paygate.providers.base import InvalidEvent
 from paygate.providers.dodo import (
     PROVIDER,
     snapshot_credit_balance,
+    snapshot_credit_ledger_entry,
     snapshot_dispute,
     snapshot_payment,
     snapshot_refund,
@@ -105,17 +106,33 @@ class DodoFetcher:
         return self._snapshot(kind, object_id, obj, read_at, read_id, mapper)
 
     def _credit_balances(self, filters: list[dict[str, Any]], run_id: str) -> Iterator[Snapshot]:
-        """Every customer's balance of every credit entitlement (or those of the scope's customers)."""
+        """Every customer's balance of every credit entitlement (or those of the scope's customers), each
+        followed by its ledger entries of the history window."""
         if not filters:
             return  # a payer with no linked customer: no entitlement needs listing
-        for entitlement, _ in self._pages(self.client.credit_entitlements.list):
+        since = {}
+        if self.history_since_ms is not None:
+            since = {"start_date": datetime.fromtimestamp(self.history_since_ms / 1000, UTC)}
+        api = self.client.credit_entitlements
+        for entitlement, _ in self._pages(api.list):
             mapper = partial(snapshot_credit_balance, credit_entitlement_name=entitlement.name)
-            balances = partial(self.client.credit_entitlements.balances.list, entitlement.id)
             for where in filters:
                 try:
-                    for balance, read_at in self._pages(balances, **where):
-                        object_id = f"{balance.credit_entitlement_id}:{balance.customer_id}"
+                    for balance, read_at in self._pages(partial(api.balances.list, entitlement.id), **where):
+                        object_id = f"{entitlement.id}:{balance.customer_id}"
                         yield self._snapshot("credit_balance", object_id, balance, read_at, run_id, mapper)
+                        ledger = partial(
+                            api.balances.list_ledger, balance.customer_id, credit_entitlement_id=entitlement.id
+                        )
+                        for entry, entry_read_at in self._pages(ledger, **since):
+                            yield self._snapshot(
+                                "credit_ledger_entry",
+                                entry.id,
+                                entry,
+                                entry_read_at,
+                                run_id,
+                                snapshot_credit_ledger_entry,
+                            )
                 except NotFoundError:
                     continue  # the entitlement was deleted since it was listed: it has no balances to read
 

@@ -259,12 +259,12 @@ class ReconcileService:
 
     def _compare(self, provider: str, effect: Effect) -> tuple[bool, bool]:
         """(whether any of the effect's state is stored, whether any of it differs from what is stored)."""
-        stored_any = differs = False
+        stored_any = stored_merged = differs = False
         resolutions: dict[Payer, Resolution] = {}
         for record in effect.records:
             if isinstance(record, MergedRecord):
                 found, changes = self._compare_merged(self._bound(provider, record, resolutions))
-                stored_any |= found
+                stored_merged |= found
                 differs |= changes
                 continue
             if is_link(record):
@@ -283,7 +283,10 @@ class ReconcileService:
                 continue  # as new or newer: the version guard keeps it
             fields = body_fields(record.body)
             differs |= any(stored.get(k) != v for k, v in fields.items() if k not in _NOT_COMPARED)
-        return stored_any, differs
+        # A merged record (a balance) is shared by every ledger entry that states it: it is the object
+        # itself only when read alone.
+        own = [r for r in effect.records if isinstance(r, StateRecord) and r.kind is not RecordKind.CUSTOMER_LINK]
+        return stored_any or (stored_merged and not own), differs
 
     def _compare_merged(self, record: MergedRecord) -> tuple[bool, bool]:
         """A merged record (a credit balance): what the merge would write, compared with what is stored."""
