@@ -10,7 +10,7 @@ one until an empty page. The client retries 429, 408, 409 and 5xx itself (``max_
 ``Retry-After`` up to 60 s. The list models lack fields the records keep (a payment's refunds and
 settlement, a refund's customer): those objects are read whole with ``retrieve``. Credit balances are
 listed per credit entitlement (``credit_entitlements.balances.list``), so the entitlements are listed
-first.
+first; each balance's ledger entries per customer and entitlement (``balances.list_ledger``).
 """
 
 from __future__ import annotations
