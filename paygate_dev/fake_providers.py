@@ -16,12 +16,14 @@ import copy
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from clerk_backend_api import models as clerk_models
 from dodopayments import types as dodo_types
+from dodopayments.types.credit_entitlements import CreditLedgerEntry, CustomerCreditBalance
 
 from paygate_dev import EVENTS_DIR
 
@@ -55,6 +57,11 @@ class FakeProviders:
             "refunds": [],
             "disputes": [],
         }
+        #: ``CreditEntitlement`` JSON, and ``CustomerCreditBalance`` JSON (one per entitlement and customer).
+        self.credit_entitlements: list[dict[str, Any]] = []
+        self.credit_balances: list[dict[str, Any]] = []
+        #: ``CreditLedgerEntry`` JSON, oldest first.
+        self.credit_ledger: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         #: Every request: (method, path, query).
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -85,6 +92,29 @@ class FakeProviders:
         with self._lock:
             self.dodo[collection] = [o for o in self.dodo[collection] if o[key] != obj[key]] + [obj]
         return obj
+
+    def add_credit_entitlement(self, entitlement: dict[str, Any]) -> dict[str, Any]:
+        dodo_types.CreditEntitlement.model_validate(entitlement)
+        with self._lock:
+            self.credit_entitlements = [e for e in self.credit_entitlements if e["id"] != entitlement["id"]]
+            self.credit_entitlements.append(entitlement)
+        return entitlement
+
+    def set_credit_balance(self, balance: dict[str, Any]) -> dict[str, Any]:
+        """A customer's balance of an entitlement (added first with :meth:`add_credit_entitlement`)."""
+        CustomerCreditBalance.model_validate(balance)
+        assert any(e["id"] == balance["credit_entitlement_id"] for e in self.credit_entitlements)
+        same = ("credit_entitlement_id", "customer_id")
+        with self._lock:
+            self.credit_balances = [b for b in self.credit_balances if any(b[k] != balance[k] for k in same)]
+            self.credit_balances.append(balance)
+        return balance
+
+    def add_credit_ledger_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        CreditLedgerEntry.model_validate(entry)
+        with self._lock:
+            self.credit_ledger = [e for e in self.credit_ledger if e["id"] != entry["id"]] + [entry]
+        return entry
 
     def fail(self, path: str, status: int, times: int = 1, retry_after: str | None = None) -> None:
         headers = {"retry-after": retry_after} if retry_after is not None else {}
@@ -197,6 +227,8 @@ class FakeProviders:
 
     def _dodo(self, path: str, query: dict[str, str]) -> tuple[int, Any, Any]:
         segments = path.strip("/").split("/")
+        if segments[0] == "credit-entitlements":
+            return self._credits(segments[1:], query)
         collection = segments[0]
         if collection not in _DODO:
             return 404, {"code": "NOT_FOUND", "message": f"no such path {path}"}, None
@@ -211,9 +243,49 @@ class FakeProviders:
             objects = [o for o in objects if _customer_of(o, self.dodo) == query["customer_id"]]
         if "created_at_gte" in query:
             objects = [o for o in objects if o["created_at"] >= query["created_at_gte"]]
-        size, number = int(query.get("page_size", 10)), int(query.get("page_number", 0))
-        page = [_project(o, listed) for o in objects[number * size : (number + 1) * size]]
+        page = [_project(o, listed) for o in _page(objects, query)]
         return 200, {"items": page}, _ListOf(listed)
+
+    def _credits(self, segments: list[str], query: dict[str, str]) -> tuple[int, Any, Any]:
+        """``GET /credit-entitlements``, ``/credit-entitlements/{id}/balances`` and ``.../balances/{customer}``."""
+        if not segments:
+            return (
+                200,
+                {"items": _page(copy.deepcopy(self.credit_entitlements), query)},
+                _ListOf(dodo_types.CreditEntitlement),
+            )
+        entitlement_id = segments[0]
+        if segments[1:2] != ["balances"] or len(segments) > 4 or segments[3:] not in ([], ["ledger"]):
+            return 404, {"code": "NOT_FOUND", "message": "no such path"}, None
+        if not any(e["id"] == entitlement_id for e in self.credit_entitlements):
+            return 404, {"code": "NOT_FOUND", "message": f"credit entitlement {entitlement_id} not found"}, None
+        if len(segments) == 4:
+            entries = [
+                e
+                for e in copy.deepcopy(self.credit_ledger)
+                if (e["credit_entitlement_id"], e["customer_id"]) == (entitlement_id, segments[2])
+                and _iso_ms(e["created_at"]) >= _iso_ms(query.get("start_date", "1970-01-01T00:00:00Z"))
+            ]
+            return 200, {"items": _page(entries, query)}, _ListOf(CreditLedgerEntry)
+        balances = [b for b in copy.deepcopy(self.credit_balances) if b["credit_entitlement_id"] == entitlement_id]
+        if len(segments) == 3:
+            found = next((b for b in balances if b["customer_id"] == segments[2]), None)
+            if found is None:
+                return 404, {"code": "NOT_FOUND", "message": "customer balance not found"}, None
+            return 200, found, CustomerCreditBalance
+        if "customer_id" in query:
+            balances = [b for b in balances if b["customer_id"] == query["customer_id"]]
+        return 200, {"items": _page(balances, query)}, _ListOf(CustomerCreditBalance)
+
+
+def _iso_ms(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _page(objects: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    """Dodo's 0-based ``page_number`` / ``page_size`` (default 10)."""
+    size, number = int(query.get("page_size", 10)), int(query.get("page_number", 0))
+    return objects[number * size : (number + 1) * size]
 
 
 class _ListOf:
@@ -452,8 +524,57 @@ def dodo_dispute(dispute_id: str, payment_id: str, **fields: Any) -> dict[str, A
     return data
 
 
+def dodo_credit_entitlement(entitlement_id: str, name: str = "AI Credits", **fields: Any) -> dict[str, Any]:
+    """A ``CreditEntitlement`` (``GET /credit-entitlements``; ``types/credit_entitlement.py``)."""
+    business_id = _sample_data("credit.added.json")["business_id"]
+    return {
+        "id": entitlement_id,
+        "business_id": business_id,
+        "name": name,
+        "unit": "credits",
+        "precision": 0,
+        "overage_enabled": False,
+        "overage_behavior": "forgive_at_reset",
+        "rollover_enabled": False,
+        "created_at": "2026-10-01T08:00:00Z",
+        "updated_at": "2026-10-01T08:00:00Z",
+        **fields,
+    }
+
+
+def dodo_credit_balance(
+    entitlement_id: str,
+    customer_id: str = "cus_8fK2mQ9xLp3RtV7wZ1nB",
+    *,
+    balance: str = "1000",
+    overage: str = "0",
+    last_transaction_at: str | None = "2026-11-01T09:14:41.927304Z",
+) -> dict[str, Any]:
+    """A ``CustomerCreditBalance`` (``GET /credit-entitlements/{id}/balances``;
+    ``types/credit_entitlements/customer_credit_balance.py``)."""
+    return {
+        "id": f"cdb_{entitlement_id}_{customer_id}",
+        "credit_entitlement_id": entitlement_id,
+        "customer_id": customer_id,
+        "balance": balance,
+        "overage": overage,
+        "created_at": "2026-11-01T09:14:41.927304Z",
+        "updated_at": last_transaction_at or "2026-11-01T09:14:41.927304Z",
+        "last_transaction_at": last_transaction_at,
+    }
+
+
+def dodo_credit_ledger_entry(sample: str, **fields: Any) -> dict[str, Any]:
+    """A ``CreditLedgerEntry`` (``GET .../balances/{customer_id}/ledger``), from a credit.* sample's data."""
+    data = _sample_data(f"{sample}.json")
+    data.pop("payload_type", None)
+    data.update(fields)
+    return data
+
+
 def example() -> FakeProviders:
-    """A small data set: a Clerk user on pro, a Clerk organization on team, a Dodo customer on pro."""
+    """A small data set: a Clerk user on pro, a Clerk organization on team, a Dodo customer on pro with a
+    balance of AI credits."""
     fake = FakeProviders()
     pro = fake.add_clerk_item(clerk_item("csubi_local_pro", user_id="user_local_maya"))
     fake.set_clerk_subscription("user:user_local_maya", clerk_subscription("csub_local_maya", [pro]))
@@ -463,6 +584,8 @@ def example() -> FakeProviders:
     fake.set_clerk_subscription("org:org_local_acme", clerk_subscription("csub_local_acme", [team]))
     fake.add_dodo("subscriptions", dodo_subscription("sub_local_dodo_pro", user_id="user_local_maya"))
     fake.add_dodo("payments", dodo_payment("pay_local_dodo_1", "sub_local_dodo_pro", user_id="user_local_maya"))
+    fake.add_credit_entitlement(dodo_credit_entitlement("cde_local_ai"))
+    fake.set_credit_balance(dodo_credit_balance("cde_local_ai", balance="750"))
     return fake
 
 

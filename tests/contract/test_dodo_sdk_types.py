@@ -36,7 +36,7 @@ from dodopayments.types import (  # noqa: E402 - after the importorskip
     subscription_service_period,
     webhook_event_type,
 )
-from dodopayments.types.credit_entitlements import credit_ledger_entry  # noqa: E402
+from dodopayments.types.credit_entitlements import credit_ledger_entry, customer_credit_balance  # noqa: E402
 
 EVENT_MODELS = typing.get_args(typing.get_args(UnwrapWebhookEvent)[0])
 #: The SDK's union, with a real discriminator (its own ``PropertyInfo`` marker is invisible to pydantic).
@@ -55,6 +55,7 @@ MODEL_PAIRS = [
     (dodo.DodoDispute, dispute.Dispute),
     (dodo.DodoCreditLedgerEntry, credit_ledger_entry.CreditLedgerEntry),
     (dodo.DodoCreditBalanceLow, credit_balance_low_webhook_event.Data),
+    (dodo.DodoCreditBalance, customer_credit_balance.CustomerCreditBalance),
     (dodo.DodoDunning, dunning_started_webhook_event.Data),
     (dodo.SubscriptionEvent, subscription_active_webhook_event.SubscriptionActiveWebhookEvent),
 ]

@@ -33,11 +33,11 @@ def reconcile(server: Server, *args: str) -> tuple[int, dict]:
 def test_a_local_reconcile_loads_the_providers_state_and_then_finds_nothing_to_do(server):
     code, first = reconcile(server)
     assert code == 0, first
-    assert (first["status"], first["created"], first["trigger"]) == ("finished", 4, "cli")
+    assert (first["status"], first["created"], first["trigger"]) == ("finished", 5, "cli")
     assert set(first["providers"]) == {"clerk", "dodo"}
 
     code, second = reconcile(server)
-    assert (code, second["unchanged"], second["created"], second["repaired"]) == (0, 4, 0, 0)
+    assert (code, second["unchanged"], second["created"], second["repaired"]) == (0, 5, 0, 0)
 
     token = token_for(server, "user_local_maya")
     status, account = server.get("/me/subscription", token)

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from paygate.service.layout import payer_pk
+from paygate.service.layout import PAYER_PREFIX, payer_pk
 from paygate.service.reconcile_entry import reconcile_handler
 from paygate_dev.apigw import LambdaContext, http_event
-from paygate_dev.fake_providers import FakeProviders, clerk_item, clerk_subscription, dodo_subscription
+from paygate_dev.fake_providers import FakeProviders, clerk_item, clerk_subscription, dodo_payment, dodo_subscription
 from paygate_dev.invoke import invoke
 from paygate_dev.memory_store import InMemoryStateStore
 from tests.integration.test_authorizer import ORG, USER, Gateway, gateway, signing_key
@@ -135,12 +135,15 @@ def handler(fake, memory, clock):
     return reconcile_handler(clock=clock, store=lambda _table: memory)
 
 
-def refresh(handler, org_role: str | None = None, context: bool = True) -> tuple[int, dict, dict]:
-    event = http_event("POST", "/me/subscription/refresh", route_key=ROUTE)
+def refresh(
+    handler, org_role: str | None = None, context: bool = True, body: object = None, user: str = USER
+) -> tuple[int, dict, dict]:
+    raw = body if body is None or isinstance(body, str) else json.dumps(body)
+    event = http_event("POST", "/me/subscription/refresh", route_key=ROUTE, body=raw)
     if context:
         event["requestContext"]["authorizer"] = {
             "lambda": {
-                "user_id": USER,
+                "user_id": user,
                 "source": "token",
                 "org_id": ORG if org_role else "",
                 "org_role": org_role or "",
@@ -202,3 +205,113 @@ def test_a_bad_provider_url_fails_the_cold_start_naming_the_variable(monkeypatch
     monkeypatch.setenv("CLERK_API_URL", "api.clerk.com")
     with pytest.raises(SettingsError, match="CLERK_API_URL"):
         reconcile_handler()
+
+
+# -- a refresh naming what a Dodo checkout returned ------------------------------------------------------
+
+NEW_CUSTOMER = "cus_0NewCheckout000000000"
+
+
+def items_of(memory: InMemoryStateStore, payer: str) -> set[str]:
+    return {i["sk"] for i in memory.query(payer_pk(payer))}
+
+
+def test_a_checkout_return_links_the_callers_new_customer_before_its_webhook(handler, fake, memory):
+    fake.add_dodo("subscriptions", dodo_subscription("sub_new", customer_id=NEW_CUSTOMER, user_id=USER))
+
+    status, body, _ = refresh(handler, body={"dodo_subscription_id": "sub_new"})
+
+    assert status == 200, body
+    assert {"item#dodo:sub_new", f"customer_link#dodo:{NEW_CUSTOMER}"} <= items_of(memory, f"user:{USER}")
+    (run,) = body["runs"]
+    assert run["created"] == 1 and run["unchanged"] == 1  # then read again as the linked customer's
+    assert ("GET", "/dodo/subscriptions", {"page_number": "0", "page_size": "100", "customer_id": NEW_CUSTOMER}) in [
+        (m, p, q) for m, p, q in fake.requests if p == "/dodo/subscriptions"
+    ]
+
+
+def test_without_the_checkout_return_the_unlinked_customer_is_not_found(handler, fake, memory):
+    fake.add_dodo("subscriptions", dodo_subscription("sub_new", customer_id=NEW_CUSTOMER, user_id=USER))
+    status, body, _ = refresh(handler)
+    assert status == 200 and body["runs"][0]["read"] == 0
+    assert items_of(memory, f"user:{USER}") == set()
+
+
+def test_a_checkout_payment_is_read_whole_and_applied(handler, fake, memory):
+    fake.add_dodo("payments", dodo_payment("pay_new", "sub_new", customer_id=NEW_CUSTOMER, user_id=USER))
+    status, body, _ = refresh(handler, body={"dodo_payment_id": "pay_new"})
+    assert status == 200, body
+    assert f"customer_link#dodo:{NEW_CUSTOMER}" in items_of(memory, f"user:{USER}")
+    assert ("GET", "/dodo/payments/pay_new", {}) in fake.requests
+
+
+def test_an_organizations_checkout_needs_the_right_to_see_its_billing(handler, fake, memory):
+    bought = dodo_subscription("sub_team", customer_id=NEW_CUSTOMER, user_id=USER, organization_id=ORG)
+    fake.add_dodo("subscriptions", bought)
+
+    status, body, _ = refresh(handler, org_role="org:member", body={"dodo_subscription_id": "sub_team"})
+    assert (status, body["error"]) == (403, "not_yours")
+    assert memory.query(payer_pk(f"org:{ORG}")) == []
+
+    status, body, _ = refresh(handler, org_role="org:admin", body={"dodo_subscription_id": "sub_team"})
+    assert status == 200, body
+    assert "item#dodo:sub_team" in items_of(memory, f"org:{ORG}")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"user_id": "user_someone_else"}, {"organization_id": "org_not_mine"}, {}],
+    ids=["another user", "another organization", "no one"],
+)
+def test_a_checkout_object_bought_for_someone_else_is_refused_and_not_applied(handler, fake, memory, metadata):
+    sub = dodo_subscription("sub_theirs", customer_id=NEW_CUSTOMER, user_id=None)
+    fake.add_dodo("subscriptions", {**sub, "metadata": metadata})
+
+    status, body, _ = refresh(handler, org_role="org:admin", body={"dodo_subscription_id": "sub_theirs"})
+
+    assert (status, body["error"]) == (403, "not_yours")
+    assert "sub_theirs" in body["message"] and "user_someone_else" not in body["message"]
+    assert list(memory.scan(PAYER_PREFIX)) == []  # no state, no link
+
+
+def test_an_id_the_provider_does_not_know_is_404(handler, fake):
+    status, body, _ = refresh(handler, body={"dodo_payment_id": "pay_unknown"})
+    assert (status, body["error"]) == (404, "not_found")
+    assert "pay_unknown" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("{not json", "JSON object"),
+        ('["sub_1"]', "JSON object"),
+        ({"subscription_id": "sub_1"}, "unknown field subscription_id"),
+        ({"dodo_subscription_id": 42}, "dodo_subscription_id"),
+        ({"dodo_payment_id": "../customers/cus_1"}, "dodo_payment_id"),
+        ({"dodo_payment_id": ""}, "dodo_payment_id"),
+    ],
+)
+def test_a_malformed_refresh_body_is_400_and_reads_nothing(handler, fake, body, named):
+    status, answer, _ = refresh(handler, body=body)
+    assert (status, answer["error"]) == (400, "invalid_request")
+    assert named in answer["message"]
+    assert fake.requests == []
+
+
+def test_a_checkout_customer_already_linked_to_another_user_is_a_409_and_the_first_link_stays(handler, fake, memory):
+    fake.add_dodo("subscriptions", dodo_subscription("sub_first", customer_id=NEW_CUSTOMER, user_id="user_first"))
+    assert refresh(handler, user="user_first", body={"dodo_subscription_id": "sub_first"})[0] == 200
+    fake.add_dodo("subscriptions", dodo_subscription("sub_second", customer_id=NEW_CUSTOMER, user_id=USER))
+
+    status, body, _ = refresh(handler, body={"dodo_subscription_id": "sub_second"})
+
+    assert (status, body["error"]) == (409, "payer_conflict")
+    assert "user_first" not in body["message"]
+    assert "item#dodo:sub_second" not in items_of(memory, f"user:{USER}")
+    assert f"customer_link#dodo:{NEW_CUSTOMER}" in items_of(memory, "user:user_first")
+
+
+def test_a_checkout_return_without_a_dodo_key_says_so(handler, fake, monkeypatch):
+    monkeypatch.delenv("DODO_PAYMENTS_API_KEY")
+    status, body, _ = refresh(handler, body={"dodo_subscription_id": "sub_1"})
+    assert (status, body["error"]) == (503, "not_configured")

@@ -16,12 +16,15 @@ from paygate.infra.catalog_file import load_catalog
 from paygate.providers.clerk_api import ClerkFetcher, api_url, retry_config
 from paygate.providers.dodo_api import DodoFetcher
 from paygate.service.apply import ApplyService
-from paygate.service.layout import payer_pk
+from paygate.service.layout import history_pk, payer_pk
 from paygate.service.reconcile import ReconcileService, Scope
 from paygate_dev.fake_providers import (
     FakeProviders,
     clerk_item,
     clerk_subscription,
+    dodo_credit_balance,
+    dodo_credit_entitlement,
+    dodo_credit_ledger_entry,
     dodo_dispute,
     dodo_payment,
     dodo_refund,
@@ -39,6 +42,7 @@ T0 = 1793700000000  # when the sample item changed
 READ = T0 + 3_600_000  # when the reconcile run reads the provider
 SUBS = "ClerkSubscriptionsFunction"
 DODO_SUBS = "DodoSubscriptionsFunction"
+DODO_CREDITS = "DodoCreditsFunction"
 DODO_SUB = "sub_0NjR5tW8xKq2Lm9Vb4Hd7"
 
 
@@ -381,3 +385,168 @@ def test_an_object_naming_another_payer_for_a_linked_customer_is_left_for_an_ope
     (finding,) = [f for f in report.findings if f["verdict"] == "conflict"]
     assert finding["object_id"] == "sub_other" and "cus_8fK2mQ9xLp3RtV7wZ1nB" in finding["error"]
     assert stored(memory, "item#dodo:sub_other", "user:user_someone_else") is None
+
+
+# -- Dodo credit balances ---------------------------------------------------------------------------------
+
+CDE = "cde_0NhU2kP7Wm4Xr9Tq3Zv6L"
+BALANCE_SK = f"credit_balance#dodo:{CDE}"
+ADDED = "2026-11-01T09:14:41.927304Z"  # credit.added: balance 1000
+DEDUCTED = "2026-11-06T16:09:33.348211Z"  # credit.deducted: balance 975
+
+
+def credit_webhook(sender: ServiceSender, name: str) -> str:
+    """Delivers a credit.* sample; its outcome."""
+    return sender.post(DODO_CREDITS, body_of(sample_json(f"dodo/{name}.json")), style="standard").body["outcome"]
+
+
+def linked_with_credits(fake: FakeProviders, sender: ServiceSender, balance: str, changed: str) -> None:
+    """The sample customer linked to the sample user, and the provider's balance of AI Credits."""
+    sender.post(DODO_SUBS, body_of(sample_json("dodo/subscription.active.json")), style="standard")
+    fake.add_credit_entitlement(dodo_credit_entitlement(CDE))
+    fake.set_credit_balance(dodo_credit_balance(CDE, balance=balance, last_transaction_at=changed))
+
+
+def balance_of(memory: InMemoryStateStore) -> dict:
+    found = stored(memory, BALANCE_SK)
+    assert found is not None
+    return found
+
+
+def test_a_missed_credit_webhook_is_repaired_and_a_late_older_one_changes_nothing(fake, reconciler, sender, memory):
+    linked_with_credits(fake, sender, "975", DEDUCTED)
+    assert credit_webhook(sender, "credit.added") == "applied"  # credit.deducted was never delivered
+    clock = Clock(iso_ms("2026-11-07T00:00:00+00:00"))
+    reconciler._clock = clock
+
+    report = reconciler.run([dodo(fake, clock)])
+
+    assert report.ok and report.providers["dodo"].repaired == 1
+    balance = balance_of(memory)
+    assert (balance["balance"], balance["overage"], balance["balance_source"]) == ("975", "0", "snapshot")
+    assert balance["balance_at"] == iso_ms(DEDUCTED.replace("Z", "+00:00"))  # when it changed, not when read
+    assert balance["credit_entitlement_name"] == "AI Credits"
+    repair = reconciler.applier.event("reconcile.dodo", balance["event_id"])
+    assert repair["event_type"] == "snapshot.credit_balance"
+
+    clock.now += 60_000
+    assert reconciler.run([dodo(fake, clock)]).providers["dodo"].unchanged == 1
+    assert balance_of(memory)["version"] == balance["version"]
+    # The missed entry's own delivery, days late: the snapshot already holds its balance and is newer.
+    assert credit_webhook(sender, "credit.deducted") == "applied"  # its ledger line is new
+    assert balance_of(memory)["balance_version"] == balance["balance_version"]
+
+
+def test_a_newer_credit_webhook_balance_is_left_alone(fake, reconciler, sender, memory):
+    # The run reads 1000 on 5 November; the deduction of 6 November was delivered first.
+    linked_with_credits(fake, sender, "1000", ADDED)
+    credit_webhook(sender, "credit.added")
+    credit_webhook(sender, "credit.deducted")
+    before = balance_of(memory)
+    clock = Clock(iso_ms("2026-11-05T00:00:00+00:00"))
+    reconciler._clock = clock
+
+    report = reconciler.run([dodo(fake, clock)])
+
+    assert report.providers["dodo"].unchanged == 1 and report.providers["dodo"].repaired == 0
+    assert balance_of(memory) == before and before["balance"] == "975"
+
+
+@pytest.mark.parametrize("snapshot_first", [True, False])
+def test_a_later_credit_webhook_wins_over_an_older_balance_snapshot_in_either_order(
+    fake, reconciler, sender, memory, snapshot_first
+):
+    linked_with_credits(fake, sender, "1000", ADDED)
+    clock = Clock(iso_ms("2026-11-05T00:00:00+00:00"))
+    reconciler._clock = clock
+    if snapshot_first:
+        assert reconciler.run([dodo(fake, clock)]).providers["dodo"].created == 1
+        assert balance_of(memory)["balance"] == "1000"
+        credit_webhook(sender, "credit.deducted")
+    else:
+        credit_webhook(sender, "credit.deducted")
+        assert reconciler.run([dodo(fake, clock)]).providers["dodo"].unchanged == 1
+    assert balance_of(memory)["balance"] == "975"
+    assert balance_of(memory)["balance_source"] == sample_json("dodo/credit.deducted.json")["data"]["id"]
+
+
+def test_credit_entitlements_and_balances_over_several_pages_are_all_read(fake, clock, reconciler, memory):
+    for n in range(3):
+        fake.add_credit_entitlement(dodo_credit_entitlement(f"cde_{n}", name=f"Credits {n}"))
+    for n in range(5):
+        fake.set_credit_balance(dodo_credit_balance("cde_0", f"cus_{n}", balance=str(100 * n)))
+
+    report = reconciler.run([dodo(fake, clock, page_size=2)])
+
+    assert report.ok and report.providers["dodo"].created == 5
+    entitlement_pages = [q["page_number"] for _, path, q in fake.requests if path == "/dodo/credit-entitlements"]
+    assert entitlement_pages == ["0", "1", "2"]
+    balance_pages = [q["page_number"] for _, p, q in fake.requests if p == "/dodo/credit-entitlements/cde_0/balances"]
+    assert balance_pages == ["0", "1", "2", "3"]
+    for n in range(5):  # no checkout has named a payer: kept under the customer until one does
+        kept = stored(memory, "credit_balance#dodo:cde_0", f"customer:cus_{n}")
+        assert kept is not None and kept["balance"] == str(100 * n)
+
+
+def test_a_payer_refresh_reads_only_its_customers_balances(fake, reconciler, sender, memory, clock):
+    linked_with_credits(fake, sender, "1000", ADDED)
+    fake.set_credit_balance(dodo_credit_balance(CDE, "cus_someone_else", balance="5"))
+    payer = Payer(PayerKind.USER, USER_ID)
+
+    report = reconciler.run([dodo(fake, clock)], Scope(payer, reconciler.linked_customers(payer)))
+
+    assert report.providers["dodo"].created == 1 and balance_of(memory)["balance"] == "1000"
+    queries = [q for _, p, q in fake.requests if p == f"/dodo/credit-entitlements/{CDE}/balances"]
+    assert [q.get("customer_id") for q in queries] == ["cus_8fK2mQ9xLp3RtV7wZ1nB"] * 2  # a page, then an empty one
+
+
+def history(memory: InMemoryStateStore, sk: str) -> dict | None:
+    return next((i for i in memory.query(history_pk(USER)) if i["sk"] == sk), None)
+
+
+def test_missed_ledger_entries_are_created_and_delivered_ones_left_as_they_are(fake, reconciler, sender, memory):
+    linked_with_credits(fake, sender, "975", DEDUCTED)
+    credit_webhook(sender, "credit.added")
+    added, deducted = dodo_credit_ledger_entry("credit.added"), dodo_credit_ledger_entry("credit.deducted")
+    fake.add_credit_ledger_entry(added)
+    fake.add_credit_ledger_entry(deducted)
+    clock = Clock(iso_ms("2026-11-07T00:00:00+00:00"))
+    reconciler._clock = clock
+
+    report = reconciler.run([dodo(fake, clock)])
+
+    counts = report.providers["dodo"]
+    assert (counts.read, counts.repaired, counts.created, counts.unchanged) == (3, 1, 1, 1)
+    line = history(memory, f"credit_ledger#dodo:{deducted['id']}")
+    assert line is not None
+    assert (line["transaction_type"], line["amount"], line["balance_after"]) == ("credit_deducted", "25", "975")
+    assert history(memory, f"credit_ledger#dodo:{added['id']}")["event_type"] == "credit.added"  # the webhook's
+    assert balance_of(memory)["balance_source"] == "snapshot"  # the balance read is newer than either entry
+
+
+def test_ledger_entries_are_read_page_by_page_within_the_history_window(fake, clock, reconciler, memory):
+    fake.add_credit_entitlement(dodo_credit_entitlement(CDE))
+    fake.set_credit_balance(dodo_credit_balance(CDE, "cus_1", balance="10"))
+    for n in range(3):
+        fake.add_credit_ledger_entry(
+            dodo_credit_ledger_entry(
+                "credit.added", id=f"cdl_{n}", customer_id="cus_1", created_at=f"2026-11-0{n + 2}T00:00:00Z"
+            )
+        )
+    fake.add_credit_ledger_entry(
+        dodo_credit_ledger_entry("credit.added", id="cdl_old", customer_id="cus_1", created_at="2026-10-01T00:00:00Z")
+    )
+    since = iso_ms("2026-11-01T00:00:00+00:00")
+    fetcher = DodoFetcher(
+        fake.dodo_key, fake.dodo_url, load_catalog(), clock=clock, page_size=2, history_since_ms=since
+    )
+
+    report = reconciler.run([fetcher])
+
+    assert report.ok and report.providers["dodo"].created == 1 + 3
+    ledger = [q for _, p, q in fake.requests if p.endswith("/balances/cus_1/ledger")]
+    assert [q["page_number"] for q in ledger] == ["0", "1", "2"]
+    assert all(q["start_date"].startswith("2026-11-01T00:00:00") for q in ledger)  # cdl_old is not read
+    assert {i["sk"] for i in memory.query(history_pk("customer:cus_1"))} == {
+        f"credit_ledger#dodo:cdl_{n}" for n in range(3)
+    }

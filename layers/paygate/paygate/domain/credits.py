@@ -15,6 +15,8 @@ from paygate.domain.records import CreditBalance
 
 #: ``balance_source`` of a balance taken from a low-balance alert rather than a ledger entry.
 ALERT_SOURCE = "balance_low"
+#: ``balance_source`` of a balance read from the provider's API (reconcile) rather than delivered.
+SNAPSHOT_SOURCE = "snapshot"
 
 
 def is_decimal(value: str) -> bool:
@@ -26,7 +28,7 @@ def is_decimal(value: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class BalanceFigure:
-    """A balance as the provider stated it at ``at_ms`` (from a ledger entry)."""
+    """A balance as the provider stated it at ``at_ms`` (from a ledger entry, or read from its API)."""
 
     balance: str
     overage: str | None
@@ -87,7 +89,6 @@ def merge_balance(
             subscription_credits_amount=alert.subscription_credits_amount,
             subscription_id=alert.subscription_id,
             alert_version=alert.version,
-            credit_entitlement_name=credit_entitlement_name or balance.credit_entitlement_name,
         )
         changed = True
         # The alert's available balance is a provider figure too: the newest figure wins.
@@ -101,6 +102,8 @@ def merge_balance(
             )
     if not changed:
         return None
+    if credit_entitlement_name:
+        balance = replace(balance, credit_entitlement_name=credit_entitlement_name)
     times = [t for t in (balance.balance_at, balance.low_balance_alert_at) if t is not None]
     return replace(balance, low_balance=is_low(balance), changed_at=max(times))
 

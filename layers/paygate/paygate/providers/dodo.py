@@ -26,7 +26,7 @@ from pydantic import AfterValidator
 
 from paygate.domain.access import DAY_MS
 from paygate.domain.catalog import Catalog
-from paygate.domain.credits import BalanceFigure, LowBalanceAlert, is_decimal, merge_balance
+from paygate.domain.credits import SNAPSHOT_SOURCE, BalanceFigure, LowBalanceAlert, is_decimal, merge_balance
 from paygate.domain.links import customer_payer, link_record
 from paygate.domain.records import CreditBalance, ItemStatus, SubscriptionItem
 from paygate.domain.state import (
@@ -37,6 +37,7 @@ from paygate.domain.state import (
     RecordKind,
     StateRecord,
     snapshot_moment,
+    snapshot_version,
     version_key,
 )
 from paygate.infra.signature import StandardWebhooks
@@ -345,6 +346,20 @@ class DodoCreditBalanceLow(WireModel):
     subscription_credits_amount: Credits
     threshold_percent: int
     threshold_amount: Credits
+
+
+class DodoCreditBalance(WireModel):
+    """``CustomerCreditBalance`` (``types/credit_entitlements/customer_credit_balance.py``): one customer's
+    balance of one credit entitlement, as the API states it now (read by reconcile, never delivered)."""
+
+    id: str
+    credit_entitlement_id: str
+    customer_id: str
+    balance: Credits
+    overage: Credits
+    created_at: datetime
+    updated_at: datetime
+    last_transaction_at: datetime | None = None
 
 
 class DodoDunning(WireModel):
@@ -731,6 +746,7 @@ def map_dunning(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
 
 
 def _balance_record(payer: Payer, entitlement_id: str, **update: Any) -> MergedRecord:
+    # Every source of a balance (a ledger entry, an alert, a read of the API) goes through this merge.
     """The entitlement's balance, merged with what is stored (see :func:`merge_balance`)."""
 
     def merge(current: CreditBalance | None) -> tuple[str, CreditBalance] | None:
@@ -805,8 +821,9 @@ def map_credit_balance_low(envelope: Mapping[str, Any], delivery: Delivery, cata
 
 # -- snapshots read from the API ------------------------------------------------------------
 #
-# The reconcile run reads subscriptions, payments, refunds and disputes with the ``dodopayments`` SDK and
-# hands each object (dumped to JSON) to the webhook's own mapper, as the ``data`` of an event stamped
+# The reconcile run reads subscriptions, payments, refunds, disputes and credit balances with the
+# ``dodopayments`` SDK and hands each object (dumped to JSON) to the webhook's own mapper (a balance, which
+# no webhook carries whole, to the merge every credit event goes through), as the ``data`` of an event stamped
 # with the moment of the read: Dodo objects carry no ``updated_at``, and a read includes every change
 # made before it (see :func:`~paygate.domain.state.snapshot_version`).
 
@@ -874,6 +891,61 @@ def snapshot_dispute(dispute: Mapping[str, Any], read_at_ms: int, snapshot_id: s
         effect,
         records=tuple(replace(r, body={k: v for k, v in r.body.items() if k != "remarks"}) for r in effect.records),
     )
+
+
+def snapshot_credit_balance(
+    balance: Mapping[str, Any],
+    read_at_ms: int,
+    snapshot_id: str,
+    catalog: Catalog,
+    *,
+    credit_entitlement_name: str | None = None,
+) -> Effect:
+    """A ``CustomerCreditBalance`` read from ``GET /credit-entitlements/{id}/balances`` as a balance figure.
+
+    Merged like a ledger entry's ``balance_after`` (the newest figure wins), versioned by the moment of
+    the read: a ledger entry created before it is included in the figure read, one created after it
+    sorts after it and wins. The balance names only its customer: it is filed through the customer's
+    link, as a low-balance alert is.
+    """
+    read = parse(DodoCreditBalance, balance)
+    # When the balance last changed; the read's moment is only when it was seen.
+    at = read.last_transaction_at or read.updated_at
+    figure = BalanceFigure(
+        read.balance, read.overage, ms(at), snapshot_version(read_at_ms, snapshot_id), SNAPSHOT_SOURCE
+    )
+    payer = customer_payer(read.customer_id)
+    record = _balance_record(
+        payer,
+        read.credit_entitlement_id,
+        customer_id=read.customer_id,
+        figure=figure,
+        credit_entitlement_name=credit_entitlement_name,
+    )
+    return Effect(payer, (record,))
+
+
+def snapshot_credit_ledger_entry(
+    entry: Mapping[str, Any], read_at_ms: int, snapshot_id: str, catalog: Catalog
+) -> Effect:
+    """A ``CreditLedgerEntry`` read from ``GET /credit-entitlements/{id}/balances/{customer_id}/ledger``.
+
+    An entry never changes once written, so the read states exactly what its ``credit.*`` webhook did;
+    it is mapped by the webhook's own mapper. Its ``balance_after`` sorts before a balance read later
+    (an entry's figure is versioned by when it was created). The webhook's event type is not in it:
+    what a webhook stored stays.
+    """
+    moment = snapshot_moment(read_at_ms)
+    effect = map_credit_ledger(
+        _snapshot_envelope("credit.snapshot", entry, moment), Delivery(snapshot_id, moment // 1000), catalog
+    )
+    records = tuple(
+        replace(r, body={k: v for k, v in r.body.items() if k != "event_type"})
+        if isinstance(r, StateRecord) and r.kind is RecordKind.CREDIT_LEDGER
+        else r
+        for r in effect.records
+    )
+    return replace(effect, records=records)
 
 
 #: Dodo signs with Standard Webhooks (``webhook-*`` headers); the ``webhook-id`` is the event id.

@@ -8,16 +8,19 @@ SDK notes (dodopayments 1.123.0): list endpoints are paged by a 0-based ``page_n
 auto-pagination asks for page 2 after page 0 and so skips page 1, so pages are requested here one by
 one until an empty page. The client retries 429, 408, 409 and 5xx itself (``max_retries``), honouring
 ``Retry-After`` up to 60 s. The list models lack fields the records keep (a payment's refunds and
-settlement, a refund's customer): those objects are read whole with ``retrieve``.
+settlement, a refund's customer): those objects are read whole with ``retrieve``. Credit balances are
+listed per credit entitlement (``credit_entitlements.balances.list``), so the entitlements are listed
+first; each balance's ledger entries per customer and entitlement (``balances.list_ledger``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from dodopayments import DodoPayments
+from dodopayments import DodoPayments, NotFoundError
 
 from paygate.clock import Clock, system_clock
 from paygate.domain.catalog import Catalog
@@ -25,12 +28,14 @@ from paygate.domain.state import Effect
 from paygate.providers.base import InvalidEvent
 from paygate.providers.dodo import (
     PROVIDER,
+    snapshot_credit_balance,
+    snapshot_credit_ledger_entry,
     snapshot_dispute,
     snapshot_payment,
     snapshot_refund,
     snapshot_subscription,
 )
-from paygate.service.reconcile import Scope, Snapshot, snapshot_body
+from paygate.service.reconcile import NotFound, Scope, Snapshot, snapshot_body
 
 #: The SDK's documented maximum ``page_size``.
 PAGE_SIZE = 100
@@ -84,6 +89,52 @@ class DodoFetcher:
                 yield self._snapshot("refund", listed.refund_id, refund, read_at, run_id, snapshot_refund)
             for dispute, read_at in self._pages(self.client.disputes.list, **where, **since):
                 yield self._snapshot("dispute", dispute.dispute_id, dispute, read_at, run_id, snapshot_dispute)
+        yield from self._credit_balances(filters, run_id)
+
+    def retrieve(self, kind: str, object_id: str, read_id: str) -> Snapshot:
+        """A subscription or payment a checkout return named, read whole by id (``GET /subscriptions/{id}``,
+        ``GET /payments/{id}``). Raises :class:`NotFound` when Dodo has none."""
+        read, mapper = {
+            "subscription": (self.client.subscriptions.retrieve, snapshot_subscription),
+            "payment": (self.client.payments.retrieve, snapshot_payment),
+        }[kind]
+        read_at = self._clock()
+        try:
+            obj = read(object_id)
+        except NotFoundError as exc:
+            raise NotFound(f"Dodo Payments has no {kind} {object_id}") from exc
+        return self._snapshot(kind, object_id, obj, read_at, read_id, mapper)
+
+    def _credit_balances(self, filters: list[dict[str, Any]], run_id: str) -> Iterator[Snapshot]:
+        """Every customer's balance of every credit entitlement (or those of the scope's customers), each
+        followed by its ledger entries of the history window."""
+        if not filters:
+            return  # a payer with no linked customer: no entitlement needs listing
+        since = {}
+        if self.history_since_ms is not None:
+            since = {"start_date": datetime.fromtimestamp(self.history_since_ms / 1000, UTC)}
+        api = self.client.credit_entitlements
+        for entitlement, _ in self._pages(api.list):
+            mapper = partial(snapshot_credit_balance, credit_entitlement_name=entitlement.name)
+            for where in filters:
+                try:
+                    for balance, read_at in self._pages(partial(api.balances.list, entitlement.id), **where):
+                        object_id = f"{entitlement.id}:{balance.customer_id}"
+                        yield self._snapshot("credit_balance", object_id, balance, read_at, run_id, mapper)
+                        ledger = partial(
+                            api.balances.list_ledger, balance.customer_id, credit_entitlement_id=entitlement.id
+                        )
+                        for entry, entry_read_at in self._pages(ledger, **since):
+                            yield self._snapshot(
+                                "credit_ledger_entry",
+                                entry.id,
+                                entry,
+                                entry_read_at,
+                                run_id,
+                                snapshot_credit_ledger_entry,
+                            )
+                except NotFoundError:
+                    continue  # the entitlement was deleted since it was listed: it has no balances to read
 
     def _pages(self, list_page: Callable[..., Any], **filters: Any) -> Iterator[tuple[Any, int]]:
         """Every item of a list endpoint with the moment its page was requested: pages 0, 1, 2 ...

@@ -45,8 +45,9 @@ from paygate.service.layout import (
 )
 from paygate.service.ports import EXPIRES_AT, VERSION, AnyOf, ExpiredBefore, IsAbsent, Key, Put, Update, WriteRejected
 
-#: Stored fields a snapshot does not compare: when paygate learned of the state, not the state itself.
-_NOT_COMPARED = frozenset({"changed_at"})
+#: Stored fields a snapshot does not compare: when paygate learned of the state, or which figure it was
+#: taken from (a credit balance's), not the state itself.
+_NOT_COMPARED = frozenset({"changed_at", "balance_at", "balance_version", "balance_source"})
 #: Item statuses after which the provider may stop listing an item without anything being wrong.
 _FINAL = frozenset({ItemStatus.ENDED, ItemStatus.EXPIRED, ItemStatus.ABANDONED, ItemStatus.FAILED})
 #: At most this many missing records are named on a run's item (all are counted and logged).
@@ -99,6 +100,18 @@ class Fetcher(Protocol):
     def snapshots(self, scope: Scope, run_id: str) -> Iterator[Snapshot]:
         """Every object in ``scope``, read page by page. Raises on a failure the client's retries did not
         overcome; the run then records the provider as failed and reports nothing missing for it."""
+        ...
+
+
+class NotFound(LookupError):
+    """The provider does not know an object asked for by its id."""
+
+
+class Retriever(Fetcher, Protocol):
+    """A fetcher that also reads one object by id: what a checkout return names (Dodo Payments')."""
+
+    def retrieve(self, kind: str, object_id: str, read_id: str) -> Snapshot:
+        """The object, read now; raises :class:`NotFound` when the provider has no such object."""
         ...
 
 
@@ -165,13 +178,26 @@ class ReconcileService:
 
     # -- a run -------------------------------------------------------------------------------------
 
-    def run(self, fetchers: Sequence[Fetcher], scope: Scope | None = None, trigger: str = "manual") -> RunReport:
-        """Read every fetcher's provider within ``scope`` and apply what differs; the run is recorded."""
+    def run(
+        self,
+        fetchers: Sequence[Fetcher],
+        scope: Scope | None = None,
+        trigger: str = "manual",
+        named: Sequence[tuple[str, Snapshot]] = (),
+    ) -> RunReport:
+        """Read every fetcher's provider within ``scope`` and apply what differs; the run is recorded.
+
+        ``named`` are objects read by id for a payer's refresh (provider, snapshot): applied first, since
+        one may link a provider customer to the payer, whose objects the fetchers then read too."""
         scope = scope or Scope()
         started = self._clock()
         report = RunReport(f"{started}-{uuid.uuid4().hex[:8]}", scope.name, trigger, started)
         key = reconcile_run_key(scope.name, started, report.run_id)
         self._record(key, report, "running")
+        for provider, snapshot in named:
+            report.providers.setdefault(provider, ProviderCounts()).add(self._reconcile(provider, snapshot, report))
+        if named and scope.payer is not None:
+            scope = Scope(scope.payer, self.linked_customers(scope.payer))
         for fetcher in fetchers:
             counts = report.providers.setdefault(fetcher.provider, ProviderCounts())
             seen: set[str] = set()
@@ -233,11 +259,13 @@ class ReconcileService:
 
     def _compare(self, provider: str, effect: Effect) -> tuple[bool, bool]:
         """(whether any of the effect's state is stored, whether any of it differs from what is stored)."""
-        stored_any = differs = False
+        stored_any = stored_merged = differs = False
         resolutions: dict[Payer, Resolution] = {}
         for record in effect.records:
             if isinstance(record, MergedRecord):
-                differs = True  # merged (credit balances): the merge itself decides
+                found, changes = self._compare_merged(self._bound(provider, record, resolutions))
+                stored_merged |= found
+                differs |= changes
                 continue
             if is_link(record):
                 link = self.store.get(record_key(record))
@@ -255,9 +283,25 @@ class ReconcileService:
                 continue  # as new or newer: the version guard keeps it
             fields = body_fields(record.body)
             differs |= any(stored.get(k) != v for k, v in fields.items() if k not in _NOT_COMPARED)
-        return stored_any, differs
+        # A merged record (a balance) is shared by every ledger entry that states it: it is the object
+        # itself only when read alone.
+        own = [r for r in effect.records if isinstance(r, StateRecord) and r.kind is not RecordKind.CUSTOMER_LINK]
+        return stored_any or (stored_merged and not own), differs
 
-    def _bound(self, provider: str, record: StateRecord, resolutions: dict[Payer, Resolution]) -> StateRecord:
+    def _compare_merged(self, record: MergedRecord) -> tuple[bool, bool]:
+        """A merged record (a credit balance): what the merge would write, compared with what is stored."""
+        stored = self.store.get(record_key(record))
+        merged = record.merge(record.decode(stored) if stored else None)
+        if stored is None:
+            return False, merged is not None
+        if merged is None:
+            return True, False  # the stored figure is as new or newer: the merge keeps it
+        fields = body_fields(merged[1])
+        return True, any(stored.get(k) != v for k, v in fields.items() if k not in _NOT_COMPARED)
+
+    def _bound[R: (StateRecord, MergedRecord)](
+        self, provider: str, record: R, resolutions: dict[Payer, Resolution]
+    ) -> R:
         """A record kept under a provider id, where the apply would file it (see ``ApplyService``)."""
         if record.payer.kind is not PayerKind.CUSTOMER:
             return record
@@ -266,6 +310,8 @@ class ReconcileService:
         resolution = resolutions[record.payer]
         if resolution.payer is None or resolution.payer == record.payer:
             return record
+        if isinstance(record, MergedRecord):
+            return replace(record, payer=resolution.payer)
         return replace(record, payer=resolution.payer, body=fill_inherited(record.body, resolution.inherit))
 
     def _missing(self, provider: str, scope: Scope, seen: set[str]) -> Iterator[dict[str, Any]]:

@@ -7,7 +7,9 @@ One function serves both triggers, so the providers' API keys are readable by it
 * ``POST /me/subscription/refresh`` behind the authorizer: the caller's own state is read again (the
   user, and the active organization when the catalog's ``[account] organization_billing`` lets the
   caller see its billing), at most once per payer every ``RECONCILE_REFRESH_SECONDS``; more often is
-  answered 429 with ``Retry-After``.
+  answered 429 with ``Retry-After``. Its optional JSON body names what a Dodo checkout returned
+  (``dodo_subscription_id``, ``dodo_payment_id``): read by id and applied only if its metadata names
+  the caller, so a refresh right after checkout finds a customer whose webhook has not arrived yet.
 
 The providers' SDKs are imported only when a run is made (``paygate.providers.clerk_api`` /
 ``dodo_api``): they ship with this function (``functions/reconcile/requirements.txt``), not the layer.
@@ -15,8 +17,11 @@ The providers' SDKs are imported only when a run is made (``paygate.providers.cl
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -26,13 +31,14 @@ from paygate.clock import Clock, system_clock
 from paygate.domain.access import DAY_MS
 from paygate.domain.catalog import Catalog
 from paygate.domain.state import Payer, PayerKind
-from paygate.http import error_response, json_response
+from paygate.http import error_response, json_response, request_body
 from paygate.infra.catalog_file import load_catalog
 from paygate.infra.dynamodb_store import container_store
+from paygate.providers.dodo import PROVIDER as DODO
 from paygate.service.apply import ApplyService
 from paygate.service.context import caller_from_event
 from paygate.service.ports import StateStore, StoreUnavailable
-from paygate.service.reconcile import Fetcher, ReconcileService, RunReport, Scope
+from paygate.service.reconcile import Fetcher, NotFound, ReconcileService, Retriever, RunReport, Scope, Snapshot
 from paygate.settings import ReconcileSettings
 
 
@@ -77,6 +83,48 @@ def publish_metrics(report: RunReport) -> None:
     metrics.flush_metrics()
 
 
+#: The refresh body's fields: what a Dodo checkout's redirect returned, by the kind of object it names.
+CHECKOUT_FIELDS = {"dodo_subscription_id": "subscription", "dodo_payment_id": "payment"}
+#: A provider id: letters, digits, ``_`` and ``-`` (Dodo's are ``sub_...``, ``pay_...``).
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class Refusal(Exception):
+    """A refresh answered without a run: the response says why."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.response = error_response(status, error, message, **extra)
+        if "retry_after_s" in extra:
+            self.response["headers"]["retry-after"] = str(extra["retry_after_s"])
+
+
+def checkout_return(event: Mapping[str, Any]) -> dict[str, str]:
+    """The objects the refresh body names, ``{kind: id}``; none for an empty body."""
+    raw = request_body(event).strip()
+    if not raw:
+        return {}
+    expected = " and/or ".join(CHECKOUT_FIELDS)
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Refusal(400, "invalid_request", f"the body must be a JSON object with {expected}") from None
+    if not isinstance(body, dict):
+        raise Refusal(400, "invalid_request", f"the body must be a JSON object with {expected}")
+    unknown = sorted(set(body) - set(CHECKOUT_FIELDS))
+    if unknown:
+        raise Refusal(400, "invalid_request", f"unknown field {unknown[0]}; expected {expected}")
+    named: dict[str, str] = {}
+    for field, kind in CHECKOUT_FIELDS.items():
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _PROVIDER_ID.fullmatch(value):
+            raise Refusal(400, "invalid_request", f"{field} must be a provider id (letters, digits, _ and -)")
+        named[kind] = value
+    return named
+
+
 class RefreshService:
     """``POST /me/subscription/refresh``: the caller's payers read again from the providers."""
 
@@ -99,26 +147,30 @@ class RefreshService:
         payers = [Payer(PayerKind.USER, caller.user_id)]
         if caller.org_id and self.catalog.organization_billing.allows(caller.grants):
             payers.append(Payer(PayerKind.ORGANIZATION, caller.org_id))
-        fetchers = self._fetchers()
-        if not fetchers:
-            return error_response(503, "not_configured", "no billing provider's API key is configured"), []
         try:
+            wanted = checkout_return(event)
+            fetchers = self._fetchers()
+            if not fetchers:
+                raise Refusal(503, "not_configured", "no billing provider's API key is configured")
+            dodo = next((f for f in fetchers if f.provider == DODO), None)
+            if wanted and dodo is None:
+                raise Refusal(503, "not_configured", "Dodo Payments' API key is not configured")
             waits = {p.key: self.reconciler.claim_refresh(p, self.interval_s) for p in payers}
             granted = [p for p in payers if waits[p.key] is None]
             if not granted:
-                wait = min(w for w in waits.values() if w is not None)
-                response = error_response(
-                    429,
-                    "too_many_refreshes",
-                    f"subscriptions were refreshed moments ago; try again in {wait} s",
-                    retry_after_s=wait,
-                )
-                response["headers"]["retry-after"] = str(wait)
-                return response, []
+                raise _too_many(min(w for w in waits.values() if w is not None))
+            named = self._checkout_objects(cast(Retriever, dodo), wanted, payers, waits) if wanted else []
             reports = [
-                self.reconciler.run(fetchers, Scope(p, self.reconciler.linked_customers(p)), trigger="refresh")
+                self.reconciler.run(
+                    fetchers,
+                    Scope(p, self.reconciler.linked_customers(p)),
+                    trigger="refresh",
+                    named=[(DODO, s) for s in named if s.effect and s.effect.payer == p],
+                )
                 for p in granted
             ]
+        except Refusal as refusal:
+            return refusal.response, []
         except StoreUnavailable:
             return error_response(
                 503, "store_unavailable", "subscriptions cannot be refreshed right now; retry later"
@@ -128,6 +180,15 @@ class RefreshService:
             "rate_limited": {key: wait for key, wait in waits.items() if wait is not None},
             "runs": [_summary(r) for r in reports],
         }
+        named_ids = set(wanted.values())
+        if any(f["verdict"] == "conflict" and f.get("object_id") in named_ids for r in reports for f in r.findings):
+            # The first link stays (see ApplyService.apply); the payer it names is not disclosed.
+            return error_response(
+                409,
+                "payer_conflict",
+                "the checkout's Dodo customer already belongs to another user or organization; nothing was changed",
+                **body,
+            ), reports
         if not all(r.ok for r in reports):
             # The providers could not be read: what is stored stays as it was.
             failed = sorted({p for r in reports for p, c in r.providers.items() if c.error})
@@ -135,6 +196,47 @@ class RefreshService:
                 503, "provider_unavailable", f"{', '.join(failed)} could not be read; retry later", **body
             ), reports
         return json_response(200, body), reports
+
+    def _checkout_objects(
+        self, dodo: Retriever, wanted: Mapping[str, str], payers: list[Payer], waits: Mapping[str, int | None]
+    ) -> list[Snapshot]:
+        """The objects a checkout return names, read now by id, each bought for one of the caller's payers.
+
+        Only the object's own metadata decides whose it is (the webhook mapper's rule): an id the caller
+        merely supplies never links a customer to the caller."""
+        read_id = f"checkout-{uuid.uuid4().hex[:8]}"
+        snapshots = []
+        for kind, object_id in wanted.items():
+            try:
+                snapshot = dodo.retrieve(kind, object_id, read_id)
+            except NotFound as exc:
+                raise Refusal(404, "not_found", str(exc)) from None
+            except Exception:  # noqa: BLE001 - the SDK's errors after its retries: nothing changes
+                raise Refusal(503, "provider_unavailable", "dodo could not be read; retry later") from None
+            if snapshot.effect is None:
+                raise Refusal(502, "unreadable", f"Dodo's {kind} {object_id} cannot be read: {snapshot.error}")
+            owner = snapshot.effect.payer
+            if owner not in payers:
+                raise Refusal(
+                    403,
+                    "not_yours",
+                    f"Dodo's {kind} {object_id} was not bought for you or your active organization "
+                    "(its metadata names neither); nothing was changed",
+                )
+            wait = waits[owner.key]
+            if wait is not None:
+                raise _too_many(wait)  # bought for the organization, refreshed moments ago
+            snapshots.append(snapshot)
+        return snapshots
+
+
+def _too_many(wait: int) -> Refusal:
+    return Refusal(
+        429,
+        "too_many_refreshes",
+        f"subscriptions were refreshed moments ago; try again in {wait} s",
+        retry_after_s=wait,
+    )
 
 
 def _summary(report: RunReport) -> dict[str, Any]:
