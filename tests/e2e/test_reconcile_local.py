@@ -64,7 +64,7 @@ def test_paygate_reconcile_reads_every_provider_and_says_what_it_did(server):
     done = paygate(server, "reconcile", "--json")
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)
-    assert (run["status"], run["trigger"], run["read"]) == ("finished", "cli", 4)
+    assert (run["status"], run["trigger"], run["read"]) == ("finished", "cli", 5)  # the example data
     assert run["read"] == run["unchanged"] + run["created"] + run["repaired"]
 
     table = paygate(server, "reconcile", "--user", "user_local_maya")
