@@ -126,8 +126,11 @@ class Container:
         assert self.process.stdin is not None and self.process.stdout is not None
         init_ms = None
         try:
-            self.process.stdin.write(json.dumps({"event": event, "request_id": request_id}).encode() + b"\n")
-            self.process.stdin.flush()
+            try:
+                self.process.stdin.write(json.dumps({"event": event, "request_id": request_id}).encode() + b"\n")
+                self.process.stdin.flush()
+            except BrokenPipeError:
+                pass  # the process has ended: what it said before (an init error) is still to be read
             if not self._initialized:
                 ready = self._read()
                 if "init_error" in ready:

@@ -12,7 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from paygate_dev import ROOT
+from paygate_dev.container import ContainerFailed, FunctionPool
 from paygate_dev.load import run_load
 from tests.e2e.conftest import STUB_TEMPLATE, Server
 
@@ -132,3 +135,13 @@ def test_a_function_whose_init_fails_stops_the_start_naming_it(tmp_path: Path) -
     assert done.returncode == 1
     assert "paygate could not start: BrokenFunction failed its init" in done.stderr
     assert "this function cannot start" in done.stderr
+
+
+def test_an_invocation_of_a_function_whose_init_fails_reports_the_init_error() -> None:
+    pool = FunctionPool("BrokenFunction", STUB_TEMPLATE.parent, "broken.handler", {})
+    try:
+        with pytest.raises(ContainerFailed, match=r"(?s)init failed.*this function cannot start"):
+            pool.invoke({}, "request-1")
+        assert pool.size == 0, "a container that could not start is not kept"
+    finally:
+        pool.close()
