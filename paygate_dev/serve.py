@@ -8,6 +8,9 @@ Every route ``template.yaml`` declares is served by its function's real handler,
 HTTP API (payload 2.0) event it would get in AWS. Routes behind a Lambda authorizer run it first, as API
 Gateway does: identity sources checked, the decision cached by their values for the authorizer's TTL,
 simple responses, the authorizer's context handed on at ``requestContext.authorizer.lambda``.
+
+Each function runs as Lambda runs it (paygate_dev.container): in containers of its own, each a process with
+the function's environment serving one invocation at a time, started when every existing one is busy.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import base64
 import fnmatch
-import io
 import json
 import os
 import shutil
@@ -23,21 +25,26 @@ import signal
 import sys
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import unquote
 
 from paygate_dev import LAYER_DIR
-from paygate_dev.apigw import LambdaContext, http_event
+from paygate_dev.apigw import http_event
 from paygate_dev.bus import start_local_bus
+from paygate_dev.container import (
+    DEFAULT_CONTAINERS,
+    ContainerFailed,
+    FunctionPool,
+    Invocation,
+    Throttled,
+    check_functions,
+)
 from paygate_dev.dynamodb_local import DynamoDBLocal
-from paygate_dev.invoke import load_handler
 from paygate_dev.local_env import TABLE_NAME, LocalState, function_environment, load_state, state_dir
 from paygate_dev.template import Authorizer, Function, Route, authorizers, functions, load, with_parameters
 
@@ -142,53 +149,6 @@ def select_route(targets: list[Target], method: str, path: str) -> Match | None:
     return fallback
 
 
-@contextmanager
-def environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """``variables`` set in ``os.environ`` for the duration, as the function's own environment would be."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-class FunctionOutput(io.TextIOBase):
-    """Stands in for ``sys.stdout``: what a function prints during an invocation (its JSON log lines, as
-    CloudWatch Logs would get them) is kept for that request's log line; anything else passes through."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._local = threading.local()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        kept = getattr(self._local, "kept", None)
-        if kept is None:
-            self._stream.write(text)
-        else:
-            kept.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-    @contextmanager
-    def capture(self) -> Iterator[list[str]]:
-        kept: list[str] = []
-        self._local.kept = kept
-        try:
-            yield kept
-        finally:
-            self._local.kept = None
-
-
 def request_note(response: Response, logs: list[str]) -> str:
     """What a request came to, in a word or two: a webhook's outcome, a denial's reason, an error code."""
     for line in reversed(logs):
@@ -213,6 +173,24 @@ class AuthorizerFault(Exception):
     """The authorizer failed or answered something API Gateway cannot read: a 500 to the caller."""
 
 
+class FunctionError(Exception):
+    """The function raised (Lambda's function error), or its container failed: a 500 to the caller."""
+
+
+@dataclass
+class Trace:
+    """What one request went through, for its log line: the functions' log lines and their cold starts."""
+
+    logs: list[str] = field(default_factory=list)
+    cold_starts: list[str] = field(default_factory=list)
+    throttled: bool = False
+
+    def add(self, logical_id: str, invocation: Invocation) -> None:
+        self.logs.extend(invocation.logs)
+        if invocation.init_ms is not None:
+            self.cold_starts.append(f"{logical_id} {invocation.init_ms:.0f} ms")
+
+
 @dataclass(frozen=True)
 class Decision:
     authorized: bool
@@ -220,8 +198,8 @@ class Decision:
 
 
 class Gateway:
-    """The HTTP API of one template: route selection, the authorizer and the function, one request at a time
-    per function call (handlers read their configuration from the process environment)."""
+    """The HTTP API of one template: route selection, the authorizer and the function, each function run in
+    containers of its own (:class:`~paygate_dev.container.FunctionPool`), requests served concurrently."""
 
     def __init__(
         self,
@@ -230,13 +208,11 @@ class Gateway:
         template: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], None] | None = None,
-        output: FunctionOutput | None = None,
         log_json: bool = False,
+        containers: int = DEFAULT_CONTAINERS,
     ) -> None:
         self.template = template or load()
-        self._output = output
         self._log_json = log_json
-        self._request = threading.local()
         self.functions = functions(self.template)
         self.authorizers = authorizers(self.template)
         self.targets = [Target(r, f) for f in self.functions.values() for r in f.routes]
@@ -252,10 +228,24 @@ class Gateway:
                 raise ValueError(f"authorizer {authorizer.name}: only payload format 2.0 is served locally")
         #: What the start-up checks found worth saying, without refusing to start.
         self.warnings = self._check_gates()
-        self._lock = threading.Lock()
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, Decision]] = {}
         self._clock = clock
         self._log = log or (lambda line: None)
+        # The functions API Gateway invokes: the routes' and the authorizers'. Containers start on first use.
+        invoked = {t.function.logical_id for t in self.targets} | {a.function for a in self.authorizers.values()}
+        self.pools = {
+            lid: FunctionPool(
+                lid,
+                self.functions[lid].code_dir,
+                self.functions[lid].handler,
+                self.environments[lid],
+                reserved=self.functions[lid].reserved_concurrency,
+                containers=containers,
+                relay=self._log,
+            )
+            for lid in sorted(invoked)
+            if lid in self.functions
+        }
 
     def _check_gates(self) -> list[str]:
         """Every route behind paygate's authorizer needs a gate in the catalog (else it is denied forever),
@@ -286,26 +276,40 @@ class Gateway:
         return warnings
 
     def load_all(self) -> None:
-        """Import every handler now, so a broken function fails the start rather than its first request."""
-        for function in self.functions.values():
-            self._call(function, None)
+        """Import every handler now (in a process of its own, each with its function's environment), so a
+        broken function fails the start rather than its first request."""
+        check_functions(
+            [
+                FunctionPool(lid, f.code_dir, f.handler, self.environments[lid], relay=self._log)
+                for lid, f in self.functions.items()
+            ]
+        )
+
+    def close(self) -> None:
+        """Stop every container."""
+        for pool in self.pools.values():
+            pool.close()
 
     # -- the request path ------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        self._request.logs = logs = []
-        response, served_by = self._handle(request, request_id)
+        trace = Trace()
+        response, served_by = self._handle(request, request_id, trace)
         response.headers.append(("apigw-requestid", request_id))
         elapsed = (time.perf_counter() - started) * 1000
-        note = " ".join(p for p in (request_note(response, logs), f"({served_by}, {elapsed:.0f} ms)") if p)
+        outcome = "throttled" if trace.throttled else request_note(response, trace.logs)
+        timing = ", ".join(p for p in (served_by, f"{elapsed:.0f} ms") if p)
+        if trace.cold_starts:
+            timing += f"; cold start: {', '.join(trace.cold_starts)}"
+        note = " ".join(p for p in (outcome, f"({timing})") if p)
         line = f"{request.method} {request.path} -> {response.status} {note}"
         # One write per request, so concurrent requests never run their lines together.
-        self._log("\n".join([line, *(f"    {entry}" for entry in logs)]) if self._log_json else line)
+        self._log("\n".join([line, *(f"    {entry}" for entry in trace.logs)]) if self._log_json else line)
         return response
 
-    def _handle(self, request: Request, request_id: str) -> tuple[Response, str]:
+    def _handle(self, request: Request, request_id: str, trace: Trace) -> tuple[Response, str]:
         if len(request.body) > MAX_BODY_BYTES:
             return Response.message(413, "Request Entity Too Large"), ""
         found = select_route(self.targets, request.method, request.path)
@@ -317,7 +321,7 @@ class Gateway:
         if route.authorizer is not None:
             authorizer = self.authorizers[route.authorizer]
             try:
-                denial, decision = self._authorize(authorizer, event)
+                denial, decision = self._authorize(authorizer, event, trace)
             except AuthorizerFault as exc:
                 self._log(f"authorizer {authorizer.name} failed: {exc}")
                 return Response.message(500, "Internal Server Error"), f"{authorizer.name} failed"
@@ -325,9 +329,13 @@ class Gateway:
                 return denial, f"by {authorizer.name}"
             event["requestContext"]["authorizer"] = {"lambda": decision.context}
         try:
-            result = self._call(function, event)
-        except Exception:  # noqa: BLE001 - a function error is a 500, as Lambda reports it to API Gateway
-            self._log(f"{function.logical_id} raised:\n{traceback.format_exc()}")
+            result = self._invoke(function, event, trace)
+        except Throttled:
+            # Lambda refuses the invocation (429 TooManyRequestsException); the HTTP API answers 503.
+            trace.throttled = True
+            return Response.message(503, "Service Unavailable"), note
+        except FunctionError as exc:  # a function error is a 500, as Lambda reports it to API Gateway
+            self._log(f"{function.logical_id} failed:\n{exc}")
             return Response.message(500, "Internal Server Error"), note
         try:
             return function_response(result), note
@@ -359,7 +367,9 @@ class Gateway:
 
     # -- the authorizer --------------------------------------------------------------------
 
-    def _authorize(self, authorizer: Authorizer, event: dict[str, Any]) -> tuple[Response | None, Decision]:
+    def _authorize(
+        self, authorizer: Authorizer, event: dict[str, Any], trace: Trace
+    ) -> tuple[Response | None, Decision]:
         values = [identity_value(source, event) for source in authorizer.identity_sources]
         caching = authorizer.ttl_s > 0
         if caching and any(not v for v in values):
@@ -372,14 +382,16 @@ class Gateway:
         if cached is not None and cached[0] > now:
             decision = cached[1]
         else:
-            decision = self._run_authorizer(authorizer, event, list(present))
+            decision = self._run_authorizer(authorizer, event, list(present), trace)
             if caching:
                 self._cache[key] = (now + authorizer.ttl_s, decision)
         if not decision.authorized:
             return Response.message(403, "Forbidden"), decision
         return None, decision
 
-    def _run_authorizer(self, authorizer: Authorizer, event: dict[str, Any], identity: list[str]) -> Decision:
+    def _run_authorizer(
+        self, authorizer: Authorizer, event: dict[str, Any], identity: list[str], trace: Trace
+    ) -> Decision:
         method = event["requestContext"]["http"]["method"]
         route_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}/{STAGE}/{method}{event['rawPath']}"
         request: dict[str, Any] = {
@@ -398,28 +410,26 @@ class Gateway:
             "stageVariables": event.get("stageVariables"),
         }
         try:
-            answer = self._call(self.functions[authorizer.function], request)
-        except Exception as exc:
-            raise AuthorizerFault(f"{exc.__class__.__name__}: {exc}") from exc
+            answer = self._invoke(self.functions[authorizer.function], request, trace)
+        except Throttled as exc:
+            raise AuthorizerFault(f"throttled: {exc}") from exc
+        except FunctionError as exc:
+            raise AuthorizerFault(str(exc)) from exc
         return read_decision(answer, authorizer, route_arn)
 
     # -- calling a function ----------------------------------------------------------------
 
-    def _call(self, function: Function, event: dict[str, Any] | None) -> Any:
-        capture = self._output.capture() if self._output is not None else nullcontext([])
-        kept: list[str] = []
+    def _invoke(self, function: Function, event: dict[str, Any], trace: Trace) -> Any:
+        """The function's answer to ``event``, from one of its containers; raises :class:`Throttled` or
+        :class:`FunctionError`."""
         try:
-            with self._lock, environment(self.environments[function.logical_id]), capture as kept:
-                handler = load_handler(function)
-                if event is None:
-                    return None
-                # Lambda hands over and returns JSON: nothing is shared with the gateway or between calls.
-                result = handler(json.loads(json.dumps(event)), LambdaContext(function_name=function.logical_id))
-                return json.loads(json.dumps(result))
-        finally:
-            logs = getattr(self._request, "logs", None)
-            if logs is not None:
-                logs.extend(line for line in "".join(kept).splitlines() if line.strip())
+            invocation = self.pools[function.logical_id].invoke(event, str(uuid.uuid4()))
+        except ContainerFailed as exc:
+            raise FunctionError(str(exc)) from exc
+        trace.add(function.logical_id, invocation)
+        if invocation.error is not None:
+            raise FunctionError(invocation.error["trace"].rstrip())
+        return invocation.result
 
 
 def identity_value(source: str, event: dict[str, Any]) -> str | None:
@@ -564,6 +574,11 @@ class LocalHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away before its answer (it gave up waiting): nothing to report
+        super().handle_error(request, client_address)
+
 
 class LocalPaygate:
     """DynamoDB Local, the table, and the HTTP server, started and stopped together."""
@@ -579,11 +594,11 @@ class LocalPaygate:
         template: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
         fake_providers: bool = False,
-        output: FunctionOutput | None = None,
         log_json: bool = False,
+        containers: int = DEFAULT_CONTAINERS,
     ) -> None:
         self.host, self.port = host, port
-        self.output, self.log_json = output, log_json
+        self.log_json, self.containers = log_json, containers
         #: Also serve Clerk's and Dodo's APIs locally (paygate_dev.fake_providers), for reconcile.
         self.fake_providers = fake_providers
         self.providers: Any = None
@@ -637,8 +652,8 @@ class LocalPaygate:
                     self.dynamodb.endpoint,
                     self.template,
                     log=self.log,
-                    output=self.output,
                     log_json=self.log_json,
+                    containers=self.containers,
                 )
                 gateway.load_all()
                 self.gateway = gateway
@@ -678,6 +693,8 @@ class LocalPaygate:
             self.httpd.shutdown()
             self.httpd.server_close()
             self.httpd = None
+        if self.gateway is not None:
+            self.gateway.close()
         if self.dynamodb is not None:
             self.dynamodb.stop()
             self.dynamodb = None
@@ -784,15 +801,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-json", action="store_true", help="under each request, the JSON lines its functions logged"
     )
+    parser.add_argument(
+        "--containers",
+        type=int,
+        default=DEFAULT_CONTAINERS,
+        metavar="N",
+        help=f"containers each function may run at once (default {DEFAULT_CONTAINERS}); past them, requests wait",
+    )
     args = parser.parse_args(argv)
+    if args.containers < 1:
+        parser.error("--containers: at least 1")
+
+    written = threading.Lock()
 
     def log(line: str) -> None:
-        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        sys.stderr.flush()
-
-    # Handlers bind their loggers to sys.stdout when imported: from now on, their lines are kept per request.
-    output = FunctionOutput(sys.stdout)
-    sys.stdout = output
+        with written:  # one request's lines together, whatever other requests finish meanwhile
+            sys.stderr.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            sys.stderr.flush()
 
     template = load(args.template.resolve()) if args.template else load()
     try:
@@ -811,8 +836,8 @@ def main(argv: list[str] | None = None) -> int:
         template=template,
         log=None if args.quiet else log,
         fake_providers=args.fake_providers,
-        output=output,
         log_json=args.log_json,
+        containers=args.containers,
     )
     try:
         paygate.start()

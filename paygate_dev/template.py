@@ -57,6 +57,8 @@ class Function:
     handler: str
     environment: dict[str, Any] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    #: ``ReservedConcurrentExecutions`` as deployed (conditions and parameters resolved); ``None`` when unset.
+    reserved_concurrency: int | None = None
 
     @property
     def module_file(self) -> Path:
@@ -104,8 +106,54 @@ def functions(template: dict[str, Any] | None = None) -> dict[str, Function]:
             auth = (ev.get("Auth") or {}).get("Authorizer", default_auth)
             routes.append(Route(ev["Method"].upper(), ev["Path"], None if auth == "NONE" else auth))
         env = {**global_env, **((props.get("Environment") or {}).get("Variables") or {})}
-        found[logical_id] = Function(logical_id, ROOT / props["CodeUri"], props["Handler"], env, tuple(routes))
+        reserved = resolve_value(template, props.get("ReservedConcurrentExecutions"))
+        found[logical_id] = Function(
+            logical_id,
+            ROOT / props["CodeUri"],
+            props["Handler"],
+            env,
+            tuple(routes),
+            None if reserved is None else int(reserved),
+        )
     return found
+
+
+def resolve_value(template: dict[str, Any], value: Any) -> Any:
+    """A property's value as CloudFormation would deploy it: ``!Ref`` of a parameter is its value, ``!If``
+    is decided by its condition, and ``AWS::NoValue`` (the property left out) is ``None``."""
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        if name == "AWS::NoValue":
+            return None
+        parameter = (template.get("Parameters") or {}).get(name)
+        if parameter is None:
+            raise ValueError(f"!Ref {name}: not a parameter of the template")
+        return parameter.get("Default")
+    if isinstance(value, dict) and "Fn::If" in value:
+        condition, if_true, if_false = value["Fn::If"]
+        return resolve_value(template, if_true if condition_holds(template, condition) else if_false)
+    return value
+
+
+def condition_holds(template: dict[str, Any], name: str) -> bool:
+    """One of the template's ``Conditions``, evaluated with the parameters' values."""
+    return _holds(template, (template.get("Conditions") or {})[name])
+
+
+def _holds(template: dict[str, Any], expression: Any) -> bool:
+    (function, arguments), *_ = expression.items()
+    if function == "Condition":
+        return condition_holds(template, arguments)
+    if function == "Fn::Equals":
+        left, right = (resolve_value(template, a) for a in arguments)
+        return str(left) == str(right)  # CloudFormation compares parameter values as strings
+    if function == "Fn::Not":
+        return not _holds(template, arguments[0])
+    if function == "Fn::And":
+        return all(_holds(template, a) for a in arguments)
+    if function == "Fn::Or":
+        return any(_holds(template, a) for a in arguments)
+    raise ValueError(f"condition function {function} is not read locally")
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,9 @@ def _start(directory: Path, *extra: str, checkout: Path = ROOT, in_memory: bool 
 
 @pytest.fixture(scope="session")
 def stub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The server on a small test template: a counting authorizer and an echo function."""
-    yield from _start(tmp_path_factory.mktemp("stub-local"), "--template", str(STUB_TEMPLATE))
+    """The server on a small test template: a counting authorizer, an echo function, a store reader; with the
+    functions' log lines under each request's line."""
+    yield from _start(tmp_path_factory.mktemp("stub-local"), "--template", str(STUB_TEMPLATE), "--log-json")
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,7 @@ def test_each_function_gets_its_template_environment_with_local_values(stub_serv
     assert env["WEBHOOK_SECRET_ARN"] is None  # no Secrets Manager locally
     assert env["AWS_ENDPOINT_URL_DYNAMODB"].startswith("http://127.0.0.1:")
     assert env["CLERK_ISSUER"] is None  # only the authorizer gets the session-token settings
+    assert env["PAYGATE_LOCAL_DIR"] is None, "the server's own environment is not the function's"
 
 
 # -- the Lambda authorizer --------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from paygate.infra.tokens import TokenSettings, TokenVerifier
 from paygate_dev.local_env import LOCAL_AUTHORIZED_PARTY, LOCAL_ISSUER, function_environment, load_state
 from paygate_dev.serve import Target, match_path, select_route
-from paygate_dev.template import Function, Route, functions
+from paygate_dev.template import Function, Route, functions, load, with_parameters
 from paygate_dev.token import mint, session_claims
 
 NOW_S = 1_800_000_000
@@ -127,3 +127,16 @@ def test_route_selection_prefers_method_then_literal_then_variable_then_greedy()
     assert select_route(targets, "GET", "/r/1/2").target.route.path == "/r/{proxy+}"
     assert select_route(targets, "POST", "/r/1").target.route.method == "ANY"
     assert select_route(targets, "POST", "/elsewhere").target.route.path == "$default"
+
+
+def test_reserved_concurrency_is_read_as_deployed_from_the_templates_conditions() -> None:
+    webhook, authorizer = "ClerkSubscriptionsFunction", "AuthorizerFunction"
+    # Both parameters default to 0, which the template's conditions turn into no reservation at all.
+    assert functions()[webhook].reserved_concurrency is None
+    assert functions()[authorizer].reserved_concurrency is None
+    limited = functions(
+        with_parameters(load(), {"WebhookConcurrencyLimit": "10", "AuthorizerReservedConcurrency": "100"})
+    )
+    assert limited[webhook].reserved_concurrency == 10
+    assert limited[authorizer].reserved_concurrency == 100
+    assert limited["AccountFunction"].reserved_concurrency is None
