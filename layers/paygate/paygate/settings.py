@@ -4,8 +4,8 @@ Each kind of function gets one frozen settings object (:class:`WebhookSettings`,
 :class:`AuthorizerSettings`, :class:`AccountSettings`, :class:`ReconcileSettings`, :class:`EventSettings`).
 The reader of each declares the variables it reads, and may read no other (a missing declaration fails its
 first use), so the objects are rebuilt exactly when one of those variables changes. Containers cache what
-they build on the settings object itself, so a process that serves several configurations (the tests, the
-local runner) never mixes them, and a Lambda container reads its environment once per invocation.
+they build on the settings object itself, so a process that serves several configurations (the tests)
+never mixes them, and a Lambda container reads its environment once per invocation.
 
 A bad value fails with a :class:`SettingsError` that names the variable (never a secret's value).
 """
@@ -385,7 +385,7 @@ def _settings(reader: _Reader, env: Mapping[str, str] | None) -> object:
         # The authorizer looks its settings up on every decision. ``os.environ`` encodes each key and
         # decodes each value on every read (about 0.6 us a variable); its stored form is read instead,
         # whose values are the same objects from call to call, so the lookup below costs well under
-        # a microsecond. A changed variable (the tests, the local runner) is still seen at once.
+        # a microsecond. A changed variable (the tests) is still seen at once.
         stored = os.environ._data  # type: ignore[attr-defined]
         raw = tuple(map(stored.get, reader.raw_keys))
         key = (reader, raw)

@@ -34,8 +34,8 @@ def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict, context: Any) -> dict:
         # Per invocation and per thread, not a constructor key: Loggers of one service share their
-        # formatter, so in a process serving several functions at once (the local runner) a fixed key
-        # would name another family.
+        # formatter, so in a process serving several functions at once (the tests) a fixed key would
+        # name another family.
         logger.thread_safe_append_keys(function_family=family.name)
         service = _service(family, bound)
         result = service.handle(event)
@@ -57,7 +57,7 @@ def webhook_handler(family: WebhookFamily) -> Callable[[dict, Any], dict]:
 
 def _publish_metric(family: WebhookFamily, outcome: str) -> None:
     """One EMF line per invocation. ``Metrics`` shares one metric set between all instances and
-    threads; a process that runs invocations concurrently (the local runner, the tests) would flush
+    threads; a process that runs invocations concurrently (the tests) would flush
     another invocation's metrics, or none. ``EphemeralMetrics`` keeps its own."""
     metrics = EphemeralMetrics(namespace="paygate", service="paygate")
     metrics.add_dimension(name="family", value=family.name)
