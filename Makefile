@@ -10,7 +10,7 @@ run: setup
 	.venv/bin/python -m paygate_dev.serve $(ARGS)
 
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2 --dist loadfile
 
 lint: setup
 	.venv/bin/ruff check .

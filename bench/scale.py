@@ -29,6 +29,7 @@ LOGS_INGESTED_GB = 0.50  # CloudWatch Logs, standard class
 LOGS_STORED_GB_MONTH = 0.03
 CUSTOM_METRIC_MONTH = 0.30  # first 10,000 metrics
 XRAY_PER_MILLION_TRACES = 5.00
+EVENTBRIDGE_PER_MILLION = 1.00  # custom events put on a bus
 
 # -- volumes and assumptions ---------------------------------------------------------------------
 SUBSCRIBERS = 1_000_000
@@ -63,6 +64,13 @@ SECONDS_A_MONTH = 30 * 86_400
 CUSTOM_METRICS = 15 + 30
 #: History a subscriber adds a month (a payment or attempt, a credit ledger entry), kept: shown after a year.
 HISTORY_RECORDS_PER_SUBSCRIBER_MONTH = 2
+#: Entitlement events published per subscriber a month (a renewal changes nothing; an upgrade, a
+#: cancellation's end, a failed payment, a low balance do). Estimated, not measured.
+ANNOUNCED_EVENTS_PER_SUBSCRIBER_MONTH = 1
+#: The publisher's billed time per stream record, and the sweeper's per invocation (it waits inside a
+#: minute for the windows that end in it: with a million payers, about the whole minute). Estimated.
+PUBLISHER_MS = 30
+SWEEPER_MS = 60_000
 HISTORY_MONTHS = 12
 #: Inbox retention (template EventRetentionDays = 90).
 INBOX_MONTHS = 3
@@ -184,6 +192,21 @@ def model(auth: AuthorizerFigures, hooks: WebhookFigures, account: AccountFigure
     invocations["account"] = ACCOUNT_CALLS
     log_gb += _log_gb(ACCOUNT_CALLS, account.log_chars)
 
+    # Entitlement events out: the stream's publisher, EventBridge, the sweeper every minute.
+    announced = SUBSCRIBERS * ANNOUNCED_EVENTS_PER_SUBSCRIBER_MONTH
+    sweeps = SECONDS_A_MONTH / 60
+    publisher_mb, sweeper_mb = _memory_mb("EventsPublisherFunction"), _memory_mb("EntitlementsSweeperFunction")
+    out.lines.append(
+        Line(
+            "entitlement events out (estimated volumes)",
+            lam=_lambda(announced, PUBLISHER_MS, publisher_mb) + _lambda(sweeps, SWEEPER_MS, sweeper_mb),
+            other=announced / 1e6 * EVENTBRIDGE_PER_MILLION,
+            note=f"{announced / 1e6:g} M events ({ANNOUNCED_EVENTS_PER_SUBSCRIBER_MONTH} per subscriber), "
+            f"{PUBLISHER_MS} ms each to publish; {sweeps:,.0f} sweeps of up to {SWEEPER_MS / 1000:g} s",
+        )
+    )
+    invocations["events"] = announced + sweeps
+
     # Observability: log storage, the metrics the EMF lines create, traces.
     recorded = sum(traces(n) for n in invocations.values())
     out.lines.append(
@@ -237,6 +260,9 @@ def model(auth: AuthorizerFigures, hooks: WebhookFigures, account: AccountFigure
         f"${XRAY_PER_MILLION_TRACES}/M traces; {CUSTOM_METRICS} custom metrics at ${CUSTOM_METRIC_MONTH}",
         f"history: {HISTORY_RECORDS_PER_SUBSCRIBER_MONTH} records per subscriber a month, kept (shown after "
         f"{HISTORY_MONTHS} months); DynamoDB ${STORAGE_GB_MONTH}/GB-month, PITR ${PITR_GB_MONTH}/GB-month",
+        f"entitlement events: {ANNOUNCED_EVENTS_PER_SUBSCRIBER_MONTH} per subscriber a month, EventBridge "
+        f"${EVENTBRIDGE_PER_MILLION}/M; the outbox item's write is in the webhook figures (measured); DynamoDB "
+        "Streams reads by Lambda cost nothing",
         f"Lambda arm64 ${LAMBDA_GB_SECOND}/GB-s + ${LAMBDA_PER_MILLION}/M requests; HTTP API "
         f"${HTTP_API_PER_MILLION}/M; DynamoDB ${WRITE_UNIT_PER_MILLION}/M write and ${READ_UNIT_PER_MILLION}/M "
         "read request units",
