@@ -128,8 +128,6 @@ class DynamoStateStore:
         return from_item(got["Item"]) if "Item" in got else None
 
     def query(self, pk: str, sk_prefix: str = "", *, consistent: bool = False) -> list[Item]:
-        from paygate.infra.dynamodb import from_item
-
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk",
@@ -140,16 +138,21 @@ class DynamoStateStore:
             kwargs["ExpressionAttributeValues"][":sk"] = {"S": sk_prefix}
         if consistent:
             kwargs["ConsistentRead"] = True
-        items: list[Item] = []
-        try:
-            while True:
-                page = self.client.query(**kwargs)
-                items.extend(from_item(i) for i in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    return items
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except Exception as exc:
-            raise _unavailable(exc) from exc
+        return list(self._pages(self.client.query, kwargs))
+
+    def _pages(self, operation: Any, request: dict[str, Any]) -> Iterator[Item]:
+        """Every item of a paged Query or Scan, page by page; a failure is the store's unavailability."""
+        from paygate.infra.dynamodb import from_item
+
+        while True:
+            try:
+                page = operation(**request)
+            except Exception as exc:
+                raise _unavailable(exc) from exc
+            yield from (from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def read_partitions(
         self, pks: Sequence[str], sk_prefix: str = "", *, consistent: bool = False
@@ -187,8 +190,6 @@ class DynamoStateStore:
     def scan(self, pk_prefix: str = "", sk_prefix: str = "", attributes: Sequence[str] = ()) -> Iterator[Item]:
         """A paged, strongly consistent Scan filtered on both key prefixes (maintenance and operator tools
         only: it reads the whole table)."""
-        from paygate.infra.dynamodb import from_item
-
         expression = _Expression()
         request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
         filters = [
@@ -202,19 +203,9 @@ class DynamoStateStore:
             wanted = dict.fromkeys(["pk", "sk", *attributes])
             request["ProjectionExpression"] = ", ".join(expression.name(a) for a in wanted)
         request.update(expression.parameters())
-        while True:
-            try:
-                page = self.client.scan(**request)
-            except Exception as exc:
-                raise _unavailable(exc) from exc
-            yield from (from_item(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from self._pages(self.client.scan, request)
 
     def query_index(self, index: Index, pk: str, up_to: int) -> list[Item]:
-        from paygate.infra.dynamodb import from_item
-
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": index.name,
@@ -222,16 +213,7 @@ class DynamoStateStore:
             "ExpressionAttributeNames": {"#p": index.pk, "#s": index.sk},
             "ExpressionAttributeValues": {":p": {"S": pk}, ":s": {"N": str(up_to)}},
         }
-        items: list[Item] = []
-        try:
-            while True:
-                page = self.client.query(**kwargs)
-                items.extend(from_item(i) for i in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    return items
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except Exception as exc:
-            raise _unavailable(exc) from exc
+        return list(self._pages(self.client.query, kwargs))
 
 
 # -- requests -------------------------------------------------------------------------------------
