@@ -270,7 +270,7 @@ def run(ddb: DynamoDBLocal, samples: int, log_level: str) -> tuple[Section, Auth
             floor_s,
             "<= 0.3x",
             met=seen_series.median <= 0.3 * floor_s.median,
-            note="the session kept by the token's exact text; the gate and the decision line still run",
+            note="the session and its claims-only allow kept by the token's exact text; the decision line still runs",
         )
     )
     section.add(

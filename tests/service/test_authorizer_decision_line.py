@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from paygate.domain.gate import AnyOf
 from paygate.service.authorizer import (
     METRIC_DIMENSIONS,
     METRIC_NAME,
@@ -207,6 +208,31 @@ def test_a_token_is_verified_once_per_container(authorizer):
     for _ in range(3):
         assert authorizer.decide(headers=headers)[0]["isAuthorized"] is True
     assert authorizer.bound.sessions.verifications == 1
+
+
+def test_an_allow_by_the_claims_is_kept_with_the_token(authorizer, monkeypatch):
+    """The same token on the same route: the gate is evaluated once, and the line is still written."""
+    evaluated = []
+    allows = AnyOf.allows
+    monkeypatch.setattr(AnyOf, "allows", lambda gate, grants: evaluated.append(gate) or allows(gate, grants))
+    headers = bearer(authorizer.token("u:pro"))
+    for n in range(3):
+        answer, (line,), _ = authorizer.decide(headers=headers, requestContext={"requestId": f"r{n}"})
+        assert answer["isAuthorized"] is True and answer["context"]["plans"] == "u:pro"
+        assert_decision_line(line, "allow", "granted", "token")
+        assert line["correlation_id"] == f"r{n}"
+    assert len(evaluated) == 1
+
+
+def test_an_allow_by_the_store_is_never_kept(authorizer, sender, memory):
+    """The store is read for every decision: a token's next request sees what the store says then."""
+    applied = sender.post("ClerkSubscriptionsFunction", sample("clerk/subscription.active.json"))
+    assert applied.body["outcome"] == "applied"
+    headers = bearer(authorizer.token())  # no plan on the token
+    assert authorizer.decide(headers=headers)[0]["isAuthorized"] is True
+    memory.fail_next("read_partitions")
+    answer, (line,), _ = authorizer.decide(headers=headers)
+    assert answer == {"isAuthorized": False} and line["reason"] == Reason.STORE_UNAVAILABLE
 
 
 def test_a_kept_token_is_still_judged_by_each_route(authorizer):

@@ -14,8 +14,10 @@ Any error denies (fail closed). The token never appears in a log line or a reaso
 
 A verified token's session is kept per container by the token's exact text while the token stays
 valid (:class:`~paygate.infra.tokens.VerifiedTokens`): a session token comes with every request of
-its minute, and is verified once. Each decision writes one line that is both its log line and a
-CloudWatch metric (:func:`decision_line`).
+its minute, and is verified once. With it are kept the routes its claims alone already allowed
+(such an answer depends on nothing else: the token, the route's gate and the settings, all fixed
+while the entry lives); store answers are never kept. Each decision writes one line that is both
+its log line and a CloudWatch metric (:func:`decision_line`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -60,13 +63,27 @@ class Reason:
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: str
     detail: str = ""
     source: Source | None = None
     context: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def line_fields(self) -> str:
+        """The decision's own fields of its :func:`decision_line`, as JSON members (made once: an
+        allow kept for a token is written again with every request of its minute)."""
+        return _FIELDS % (
+            '"allow"' if self.allowed else '"deny"',
+            _json_string(self.reason),
+            _json_string(self.source.value if self.source else "none"),
+            "true" if self.allowed else "false",
+            '"INFO"' if self.allowed or self.reason in _EXPECTED_DENIALS else '"ERROR"',
+            _json_string(self.detail),
+            _json_string(self.context.get("user_id")),
+        )
 
     def response(self) -> dict[str, Any]:
         """API Gateway's simple response (payload 2.0); a denial carries no context."""
@@ -87,7 +104,7 @@ class Authorizer:
         self.catalog = catalog
         self.verifier = verifier
         #: Sessions of tokens verified in this container, by the token's exact text.
-        self.sessions = VerifiedTokens(verifier, session_from_claims)
+        self.sessions = VerifiedTokens(verifier, KeptSession.of)
         self.reader = reader
         # The catalog holds parsed gates; whether each needs the store is decided once per container.
         self.gates = catalog.routes
@@ -102,11 +119,15 @@ class Authorizer:
         if token is None:
             return Decision(False, Reason.NO_TOKEN, "no bearer token or __session cookie")
         try:
-            session = self.sessions.get(token, now_ms)
+            kept = self.sessions.get(token, now_ms)
         except KeyUnavailable as exc:
             return Decision(False, Reason.KEYS_UNAVAILABLE, str(exc))
         except (TokenError, ClaimError) as exc:
             return Decision(False, Reason.INVALID_TOKEN, str(exc))
+        allowed = kept.allowed.get(route_key)
+        if allowed is not None:
+            return allowed
+        session = kept.session
         if session.pending and not self.config.allow_pending:
             return Decision(False, Reason.PENDING_SESSION, "the session has pending tasks (sts=pending)")
 
@@ -116,7 +137,8 @@ class Authorizer:
             # The token still says who the caller is (user, organization, role), not what they pay for.
             claims = claims.without_billing()
         if (not self.config.store_authoritative or not billing) and gate.allows(claims):
-            return self._allow(session, claims, Source.TOKEN)
+            allowed = kept.allowed[route_key] = self._allow(session, claims, Source.TOKEN)
+            return allowed
         if not billing:
             return Decision(False, Reason.NOT_GRANTED, "the gate does not hold")
 
@@ -150,6 +172,19 @@ class Authorizer:
         return Decision(True, Reason.GRANTED, source=source, context=context)
 
 
+@dataclass(slots=True)
+class KeptSession:
+    """What the container keeps of a verified token: its session, and the routes its claims allowed."""
+
+    session: Session
+    #: Route key -> the allow the token's claims gave there (the gate and settings are the authorizer's own).
+    allowed: dict[str, Decision] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, claims: Mapping[str, Any]) -> KeptSession:
+        return cls(session_from_claims(claims))
+
+
 def session_token(event: Mapping[str, Any]) -> str | None:
     """The session token: ``Authorization`` first (as Clerk's SDK), else the ``__session`` cookie.
 
@@ -159,7 +194,10 @@ def session_token(event: Mapping[str, Any]) -> str | None:
     decide for everyone who sends the same header. Only space and tab are trimmed; a header that is
     empty after that, not ASCII, or of another scheme (``Basic ...``) is no token at all.
     """
-    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    headers = event.get("headers") or {}
+    if "authorization" not in headers:
+        # API Gateway (payload 2.0) already lowercases header names, so only other callers get here.
+        headers = {str(k).lower(): v for k, v in headers.items()}
     if "authorization" in headers:
         header = headers["authorization"]
         if not isinstance(header, str) or not header.isascii():
@@ -226,7 +264,8 @@ METRIC_NAME = "authorizer_decisions"
 METRIC_DIMENSIONS = (("decision",), ("decision", "reason"), ("decision", "source"))
 
 #: The decision line, written by hand: the Embedded Metric Format's ``_aws`` member is the same for
-#: every decision, and each ``%s`` is a JSON value (strings escaped by :func:`_json_string`).
+#: every decision, and each ``%s`` is a JSON value (strings escaped by :func:`_json_string`) or, the
+#: second, the decision's own members (:attr:`Decision.line_fields`).
 _LINE = (
     '{"_aws":{"Timestamp":%d,"CloudWatchMetrics":'
     + json.dumps(
@@ -241,9 +280,11 @@ _LINE = (
     ).replace("%", "%%")
     + '},"'
     + METRIC_NAME
-    + '":1,"decision":%s,"reason":%s,"source":%s,"allowed":%s,"level":%s,'
-    '"message":"authorizer decided","service":"paygate","function_family":"authorizer",'
-    '"route_key":%s,"detail":%s,"user_id":%s,"correlation_id":%s,"function_request_id":%s}'
+    + '":1,%s,"route_key":%s,"correlation_id":%s,"function_request_id":%s}'
+)
+_FIELDS = (
+    '"decision":%s,"reason":%s,"source":%s,"allowed":%s,"level":%s,"message":"authorizer decided",'
+    '"service":"paygate","function_family":"authorizer","detail":%s,"user_id":%s'
 )
 
 
@@ -260,14 +301,8 @@ def decision_line(decision: Decision, event: Mapping[str, Any], context: Any, no
     request = event.get("requestContext")
     return _LINE % (
         now_ms,
-        '"allow"' if decision.allowed else '"deny"',
-        _json_string(decision.reason),
-        _json_string(decision.source.value if decision.source else "none"),
-        "true" if decision.allowed else "false",
-        '"INFO"' if decision.allowed or decision.reason in _EXPECTED_DENIALS else '"ERROR"',
+        decision.line_fields,
         _json_string(event.get("routeKey")),
-        _json_string(decision.detail),
-        _json_string(decision.context.get("user_id")),
         _json_string(request.get("requestId") if isinstance(request, Mapping) else None),
         _json_string(getattr(context, "aws_request_id", None)),
     )
