@@ -23,10 +23,16 @@ def progress(message: str) -> None:
 
 
 def timed(call: Callable[[], object]) -> tuple[float, float]:
-    """(wall ms, CPU ms) of one call."""
-    t, c = time.perf_counter_ns(), time.process_time_ns()
+    """(wall ms, CPU ms) of one call.
+
+    The CPU clock is read outside the wall clock's window: reading it is a system call (about 0.5 µs
+    here), which would otherwise be added to every wall figure, ours and the baseline's alike.
+    """
+    c = time.process_time_ns()
+    t = time.perf_counter_ns()
     call()
-    return (time.perf_counter_ns() - t) / 1e6, (time.process_time_ns() - c) / 1e6
+    wall = time.perf_counter_ns() - t
+    return wall / 1e6, (time.process_time_ns() - c) / 1e6
 
 
 def paired(

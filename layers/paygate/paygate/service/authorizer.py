@@ -280,7 +280,7 @@ _LINE = (
     ).replace("%", "%%")
     + '},"'
     + METRIC_NAME
-    + '":1,%s,"route_key":%s,"correlation_id":%s,"function_request_id":%s}'
+    + '":1,%s,"route_key":%s,"correlation_id":%s,"function_request_id":%s}\n'
 )
 _FIELDS = (
     '"decision":%s,"reason":%s,"source":%s,"allowed":%s,"level":%s,"message":"authorizer decided",'
@@ -289,7 +289,7 @@ _FIELDS = (
 
 
 def decision_line(decision: Decision, event: Mapping[str, Any], context: Any, now_ms: int) -> str:
-    """One JSON line per decision: the decision's log line and, in CloudWatch's Embedded Metric
+    """One JSON line per decision (newline included): the decision's log line and, in CloudWatch's Embedded Metric
     Format, a count of 1 in ``paygate/authorizer_decisions`` under ``decision`` (allow / deny),
     ``reason`` (a :class:`Reason`) and ``source`` (token / store / none).
 
@@ -303,7 +303,7 @@ def decision_line(decision: Decision, event: Mapping[str, Any], context: Any, no
         now_ms,
         decision.line_fields,
         _json_string(event.get("routeKey")),
-        _json_string(request.get("requestId") if isinstance(request, Mapping) else None),
+        _json_string(request.get("requestId") if isinstance(request, dict) else None),  # an event is JSON
         _json_string(getattr(context, "aws_request_id", None)),
     )
 
@@ -335,7 +335,7 @@ def authorizer_handler(clock: Clock = system_clock) -> Callable[[dict, Any], dic
                 decision = Decision(False, Reason.ERROR, type(exc).__name__)
         try:
             out = sys.stdout
-            out.write(decision_line(decision, event, context, now_ms) + "\n")
+            out.write(decision_line(decision, event, context, now_ms))
             out.flush()
         except Exception:  # noqa: BLE001, S110 - a line that cannot be written never changes the answer
             pass
