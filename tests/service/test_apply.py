@@ -13,7 +13,7 @@ from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind
 from paygate.service.apply import MAX_ATTEMPTS, ApplyService, PayerConflict
 from paygate.service.layout import InboxEntry, payer_pk, record_sk
 from paygate.service.outbox import HEAD_SK
-from paygate.service.ports import Key, Put, StoreUnavailable, WriteRejected
+from paygate.service.ports import Key, Put, StoreUnavailable, Update, WriteRejected
 from paygate_dev.memory_store import InMemoryStateStore
 
 PAYER = Payer(PayerKind.USER, "user_1")
@@ -175,6 +175,25 @@ def test_a_redelivery_completes_a_move_a_crash_interrupted(service, memory):
     memory.read_partitions = real_read  # type: ignore[method-assign]
     assert "item#test:item_1" in stored(service, CUSTOMER)  # kept, not lost
     # The inbox item names the move it started: the provider's redelivery (a duplicate) finishes it.
+    assert service.apply(entry("msg_2"), Effect(PAYER, (link(2),))) is Outcome.DUPLICATE
+    assert "item#test:item_1" in stored(service) and "item#test:item_1" not in stored(service, CUSTOMER)
+    assert service.event("test.family", "msg_2")["moving"] == []
+
+
+def test_a_move_left_unmarked_by_contention_is_unavailable_then_finished_by_the_redelivery(service, memory):
+    service.apply(entry("msg_1"), Effect(CUSTOMER, (item(1, payer=CUSTOMER),)))
+    real_write = memory.write
+
+    def contended_when_marking_moves(writes):
+        if any(isinstance(w, Update) and "moving" in w.fields for w in writes):
+            raise WriteRejected(writes, [], contended=True)
+        return real_write(writes)
+
+    memory.write = contended_when_marking_moves  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable, match="redelivery finishes them"):
+        service.apply(entry("msg_2"), Effect(PAYER, (link(2),)))
+    memory.write = real_write  # type: ignore[method-assign]
+    assert service.event("test.family", "msg_2")["moving"] == [CUSTOMER.key]
     assert service.apply(entry("msg_2"), Effect(PAYER, (link(2),))) is Outcome.DUPLICATE
     assert "item#test:item_1" in stored(service) and "item#test:item_1" not in stored(service, CUSTOMER)
     assert service.event("test.family", "msg_2")["moving"] == []

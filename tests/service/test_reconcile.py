@@ -17,6 +17,7 @@ from paygate.providers.clerk_api import ClerkFetcher, api_url, retry_config
 from paygate.providers.dodo_api import DodoFetcher
 from paygate.service.apply import ApplyService
 from paygate.service.layout import history_pk, payer_pk
+from paygate.service.ports import StoreUnavailable
 from paygate.service.reconcile import ReconcileService, Scope
 from paygate_dev.fake_providers import (
     FakeProviders,
@@ -253,6 +254,13 @@ def test_a_provider_that_stays_down_fails_its_part_only_and_reports_nothing_miss
     assert report.providers["dodo"].created == 1
     run = memory.query("RECONCILE#all")[0]
     assert run["status"] == "failed" and run["created"] == 1
+
+
+def test_our_own_store_failing_stops_the_run_and_is_not_blamed_on_the_provider(fake, clock, reconciler, memory):
+    provider_item(fake, "active", T0 + 1_000)
+    memory.fail_next("get")  # the first read of what is stored, while comparing clerk's item
+    with pytest.raises(StoreUnavailable, match="injected get fault"):
+        reconciler.run([clerk(fake, clock)])
 
 
 # -- what the provider no longer has ---------------------------------------------------------------------

@@ -279,7 +279,7 @@ class ApplyService:
             raise PayerConflict(link.payer.id, stored.get(LINKED_PAYER), wanted, stored.get("event_id"))
         # The same payer, but what was kept under the provider id has not moved yet (a crash between
         # the link's write and the move, or a link written before links recorded their move).
-        self.store.write([self._finish_move(provider, link.payer)])
+        self._write_moves([self._finish_move(provider, link.payer)])
 
     def _finish_moves(self, entry: InboxEntry, inbox: Item | None, *, just_linked: bool = False) -> None:
         """Finish the moves the inbox item names, then clear them from it, with the links' ``moved``
@@ -288,7 +288,15 @@ class ApplyService:
         sources = (inbox or {}).get(MOVING) or []
         done = [self._finish_move(entry.provider, Payer.from_key(s), announce=not just_linked) for s in sources]
         if sources:
-            self.store.write([*done, Update(entry.key, {MOVING: []}, FieldEquals("event_id", entry.event_id))])
+            self._write_moves([*done, Update(entry.key, {MOVING: []}, FieldEquals("event_id", entry.event_id))])
+
+    def _write_moves(self, writes: list[Write]) -> None:
+        """Mark moves done. Refused only when another writer's transaction was in the way: the moves
+        stay named on the inbox item, so the provider's redelivery (answered 503 now) finishes them."""
+        try:
+            self.store.write(writes)
+        except WriteRejected as rejected:
+            raise StoreUnavailable("the moves could not be marked done; a redelivery finishes them") from rejected
 
     def _finish_move(self, provider: str, source: Payer, *, announce: bool = True) -> Update:
         """Move what is kept under ``source``; the write that marks its link's move done (to make)."""

@@ -43,7 +43,18 @@ from paygate.service.layout import (
     record_sk,
     refresh_key,
 )
-from paygate.service.ports import EXPIRES_AT, VERSION, AnyOf, ExpiredBefore, IsAbsent, Key, Put, Update, WriteRejected
+from paygate.service.ports import (
+    EXPIRES_AT,
+    VERSION,
+    AnyOf,
+    ExpiredBefore,
+    IsAbsent,
+    Key,
+    Put,
+    StoreUnavailable,
+    Update,
+    WriteRejected,
+)
 
 #: Stored fields a snapshot does not compare: when paygate learned of the state, or which figure it was
 #: taken from (a credit balance's), not the state itself.
@@ -207,6 +218,8 @@ class ReconcileService:
                     counts.add(verdict)
                     if snapshot.effect is not None:
                         seen.update(r.record_id for r in snapshot.effect.records if r.kind is RecordKind.ITEM)
+            except StoreUnavailable:
+                raise  # our own store, not the provider's: the run stops (a refresh answers store_unavailable)
             except Exception as exc:  # noqa: BLE001 - a provider's failure is recorded; the others still run
                 counts.error = f"{type(exc).__name__}: {exc}"[:500]
                 continue
