@@ -107,6 +107,21 @@ def test_a_later_successful_payment_restores_access(sender, store):
     assert held(store, now=at("2026-12-02T00:00:00Z")).plans == {"pro"}
 
 
+def test_a_later_charge_that_only_changes_the_card_restores_nothing(sender, store):
+    card_change = event(
+        "payment.succeeded",
+        payment_id="pay_0NkF1rT6Wz3Lm8Qx2Vb5K",
+        created_at="2026-12-01T09:14:29.000000Z",
+        updated_at="2026-12-01T09:14:40.000000Z",
+        total_amount=0,
+        tax=0,
+        is_update_payment_method=True,
+    )
+    card_change["timestamp"] = "2026-12-01T09:14:41.000000Z"
+    deliver(sender, SUBSCRIBED, PAID, FULL_REFUND, card_change)
+    assert held(store, now=at("2026-12-02T00:00:00Z")).plans == set()
+
+
 def test_a_refund_delivered_after_the_later_payment_still_leaves_access(sender, store):
     deliver(sender, SUBSCRIBED, PAID, LATER_PAYMENT, FULL_REFUND)
     assert held(store, now=at("2026-12-02T00:00:00Z")).plans == {"pro"}

@@ -628,7 +628,10 @@ def map_payment(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
         customer_id=customer_id,
     )
     paid: list[StateRecord] = []
-    if pay.status == "succeeded":
+    # A charge made only to change the card (the SDK: "a zero-/setup-amount charge") pays for nothing:
+    # it must not restore what a refund or a lost dispute ended, nor recover a failed renewal.
+    pays_for_the_subscription = not pay.is_update_payment_method and pay.total_amount > 0
+    if pay.status == "succeeded" and pays_for_the_subscription:
         # Money taken back later is compared with the newest payment that succeeded for the subscription.
         paid_version = version_key(created_at, event_ts, delivery.event_id)
         paid = [
