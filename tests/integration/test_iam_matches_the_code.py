@@ -147,6 +147,8 @@ def linking(function_kind: str) -> tuple[str, bytes]:
     """The first event naming the payer of the customer whose events were kept under it."""
     envelope = sample_json(f"dodo/{function_kind}.json")
     envelope = json.loads(json.dumps(envelope).replace(DODO_CUSTOMER, UNLINKED_CUSTOMER))
+    if not envelope["data"].get("metadata"):  # the credit samples name no one
+        envelope["data"]["metadata"] = {"user_id": "user_2pQk8sV1aZ3mN7xR4tY6uW9bC0d"}
     return DODO_FUNCTIONS[function_kind.split(".")[0]], body_of(envelope)
 
 
@@ -169,8 +171,8 @@ def recorded(dynamodb_local: Any) -> dict[str, set[tuple[str, str]]]:
                 dynamodb_local.create_table(name)
                 monkeypatch.setenv("TABLE_NAME", name)
                 plan = deliveries("clerk", CLERK_FUNCTIONS, seed) + deliveries("dodo", DODO_FUNCTIONS, seed)
-                # The customer kept apart is linked by a subscription or by a payment (each moves it).
-                link = linking("subscription.active" if seed % 2 else "payment.succeeded")
+                # The customer kept apart is linked by a subscription, a payment or a credit entry (each moves it).
+                link = linking(("payment.succeeded", "subscription.active", "credit.deducted")[seed % 3])
                 for function, body in [*plan, link, takeover()]:
                     answer = sender.post(function, body, style="standard" if "Dodo" in function else "svix")
                     assert answer.status in (200, 409), (function, answer.body)
