@@ -61,6 +61,32 @@ def test_the_token_settings():
     assert settings.authorizer_settings({"CLERK_ISSUER": "x"}).tokens.clock_skew_s == 5
 
 
+@pytest.mark.parametrize(
+    ("url", "secure"),
+    [
+        ("https://clerk.example.com/.well-known/jwks.json", True),
+        ("http://127.0.0.1:8123/.well-known/jwks.json", True),
+        ("http://localhost:8123", True),
+        ("http://[::1]/jwks", True),
+        ("http://localhost", True),
+        ("http://clerk.example.com/.well-known/jwks.json", False),
+        ("http://localhost.example.com/jwks", False),
+        ("http://127.0.0.1.nip.io/jwks", False),
+        ("http://127.0.0.1@example.com/jwks", False),
+        ("ftp://clerk.example.com/jwks", False),
+    ],
+)
+def test_keys_and_api_keys_travel_over_https_or_stay_on_this_machine(url, secure):
+    tokens = settings.authorizer_settings({"CLERK_ISSUER": "https://clerk.example.com", "CLERK_JWKS_URL": url}).tokens
+    assert (tokens.problems() == []) is secure
+    if secure:
+        assert settings.reconcile_settings({"CLERK_API_URL": url, "DODO_PAYMENTS_BASE_URL": url}).clerk_api_url
+    else:
+        for variable in ("CLERK_API_URL", "DODO_PAYMENTS_BASE_URL"):
+            with pytest.raises(settings.SettingsError, match=f"{variable} must be an https:// URL"):
+                settings.reconcile_settings({variable: url})
+
+
 def test_the_log_level_never_fails():
     assert settings.log_level({"POWERTOOLS_LOG_LEVEL": "warning"}) == "WARNING"
     assert settings.log_level({"POWERTOOLS_LOG_LEVEL": "loud"}) == "INFO"

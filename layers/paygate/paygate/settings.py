@@ -53,8 +53,8 @@ class TokenSettings:
             found.append("CLERK_ISSUER is not set")
         if not self.pem_key and not self.jwks_url:
             found.append("neither CLERK_JWT_KEY nor CLERK_JWKS_URL is set")
-        if self.jwks_url and not self.jwks_url.startswith(("https://", "http://")):
-            found.append("CLERK_JWKS_URL must be an http(s) URL")
+        if self.jwks_url and not is_secure_url(self.jwks_url):
+            found.append(f"CLERK_JWKS_URL {_SECURE_URL}")
         if not 0 <= self.clock_skew_s <= 300:
             found.append("CLERK_CLOCK_SKEW_SECONDS must be between 0 and 300")
         return found
@@ -295,9 +295,24 @@ def _read_account(env: _Env) -> AccountSettings:
 
 def _http_url(env: _Env, name: str, default: str) -> str:
     value = env.text(name) or default
-    if not value.startswith(("https://", "http://")):
-        raise SettingsError(f"{name} must be an http(s) URL")
+    if not is_secure_url(value):
+        raise SettingsError(f"{name} {_SECURE_URL}")
     return value.rstrip("/")
+
+
+_SECURE_URL = "must be an https:// URL (http:// only to this machine: localhost, 127.0.0.1, [::1])"
+_LOOPBACK_HTTP = ("http://localhost", "http://127.0.0.1", "http://[::1]")
+
+
+def is_secure_url(url: str) -> bool:
+    """``https://``, or ``http://`` to this machine (the local stand-ins of Clerk and Dodo Payments).
+
+    Signing keys fetched, or API keys sent, in clear over the network could be swapped or read on the way.
+    """
+    if url.startswith("https://"):
+        return True
+    # The host must end right there: "http://localhost.example.com" and "http://127.0.0.1@host" are elsewhere.
+    return any(url.startswith(p) and url[len(p) : len(p) + 1] in ("", ":", "/") for p in _LOOPBACK_HTTP)
 
 
 def _read_reconcile(env: _Env) -> ReconcileSettings:
