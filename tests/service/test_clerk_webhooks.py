@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from paygate.domain.access import AccessPolicy, access_window
+from paygate.domain.records import SubscriptionItem
 from paygate.service.apply import ApplyService
 from paygate.settings import MAX_WEBHOOK_BODY_BYTES
 from paygate_dev.memory_store import InMemoryStateStore
@@ -298,3 +300,33 @@ def test_signed_pathological_json_is_quarantined_not_crashed_on(sender, store, b
     assert message in answer.body["message"]
     kept = store.event("clerk.subscriptions", "msg_pathological")
     assert kept["outcome"] == "quarantined" and kept["body"] == body.decode()
+
+
+def past_due_update(updated_at: int) -> dict:
+    """A later ``subscriptionItem.updated`` of the item that is still past due (no time of its own)."""
+    envelope = sample_json("clerk/subscriptionItem.pastDue.json")
+    envelope["type"] = "subscriptionItem.updated"
+    envelope["data"]["updated_at"] = updated_at
+    envelope["timestamp"] = updated_at + 1_000
+    return envelope
+
+
+def test_an_update_of_an_item_still_past_due_keeps_when_it_became_past_due(sender, store):
+    became = sample_json("clerk/subscriptionItem.pastDue.json")
+    assert sender.post(SUBS, body_of(became)).body["outcome"] == "applied"
+    first = state(store)[PRO_ITEM_SK]["past_due_at"]
+    assert first == became["data"]["updated_at"]
+    later = past_due_update(became["data"]["updated_at"] + 3 * 86_400_000)
+    assert sender.post(SUBS, body_of(later)).body["outcome"] == "applied"
+    item = state(store)[PRO_ITEM_SK]
+    # The grace period still runs from the failure, not from the update three days later.
+    assert (item["status"], item["past_due_at"]) == ("past_due", first)
+
+
+def test_a_past_due_item_whose_change_was_missed_counts_from_the_update(sender, store):
+    updated_at = sample_json("clerk/subscriptionItem.pastDue.json")["data"]["updated_at"] + 86_400_000
+    assert sender.post(SUBS, body_of(past_due_update(updated_at))).body["outcome"] == "applied"
+    (stored,) = [r for r in store.payer_items(USER) if r["sk"] == PRO_ITEM_SK]
+    policy = AccessPolicy()
+    window = access_window(SubscriptionItem.from_fields(stored), policy)
+    assert window is not None and window.end_ms == updated_at + policy.grace_period_ms

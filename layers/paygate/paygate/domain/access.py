@@ -64,7 +64,8 @@ def access_window(
             return None
         case ItemStatus.PAST_DUE | ItemStatus.ON_HOLD:
             # A failed payment is not a cancellation: keep access for the grace period.
-            failed_at = item.past_due_at or (standing.dunning_started_at if standing else None)
+            # Without a stated time (the event reporting the change was missed), the change's own time.
+            failed_at = item.past_due_at or (standing.dunning_started_at if standing else None) or item.changed_at
             if failed_at is None:
                 return None
             if standing is not None and max(standing.dunning_recovered_at or 0, standing.last_paid_at or 0) > failed_at:

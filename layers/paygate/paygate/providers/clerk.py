@@ -289,24 +289,34 @@ def subscription_item(
     subscription_id: str | None,
     event_ts: int,
     subscription_past_due_at: int | None = None,
+    *,
+    becomes_past_due: bool = False,
 ) -> SubscriptionItem:
-    """The normalized item record: what the gate reads to decide access."""
+    """The normalized item record: what the gate reads to decide access.
+
+    ``becomes_past_due``: the event reports the change to past due (``*.pastDue``)."""
     status = _STATUS[item.status]
     if status is ItemStatus.ACTIVE and item.is_free_trial:
         status = ItemStatus.TRIALING
     changed_at = item.updated_at or event_ts
+    # What this event does not carry is not written, so what another event stored stays.
+    not_carried = {"subscription_id"} if subscription_id is None else set()
     past_due_at = None
     if status is ItemStatus.PAST_DUE:
-        # Clerk's own time when it sends one; else when the item changed to past due.
-        past_due_at = item.past_due_at or subscription_past_due_at or changed_at
+        # Clerk's own time when it sends one; else when the item changed to past due, which only the
+        # event reporting that change tells: a later update of an item still past due (or a read of it)
+        # keeps the stored time, or the grace period would start again with every update.
+        past_due_at = item.past_due_at or subscription_past_due_at
+        if past_due_at is None and becomes_past_due:
+            past_due_at = changed_at
+        elif past_due_at is None:
+            not_carried.add("past_due_at")
     plan = item.plan
     sent = item.model_fields_set
     # The plan's price per period: the item's own amount, else its plan's.
     amount, currency = (item.amount.amount, item.amount.currency) if item.amount else (None, None)
     if amount is None and plan is not None:
         amount, currency = plan.amount, plan.currency
-    # What this event does not carry is not written, so what another event stored stays.
-    not_carried = {"subscription_id"} if subscription_id is None else set()
     # JSON.ts types both as required numbers, also for items that will not renew: 0 means none.
     next_at = item.next_payment_date or None
     if "next_payment_date" not in sent:
@@ -355,7 +365,9 @@ def _item_record(
     delivery: Delivery,
     subscription_past_due_at: int | None = None,
 ) -> StateRecord:
-    body = subscription_item(item, subscription_id, event.timestamp, subscription_past_due_at)
+    body = subscription_item(
+        item, subscription_id, event.timestamp, subscription_past_due_at, becomes_past_due=event.type in _PAST_DUE
+    )
     return StateRecord(
         payer,
         RecordKind.ITEM,
@@ -363,6 +375,10 @@ def _item_record(
         version_key(body.changed_at or event.timestamp, event.timestamp, delivery.event_id),
         body,
     )
+
+
+#: The events that report the change to past due.
+_PAST_DUE = frozenset({"subscription.pastDue", "subscriptionItem.pastDue"})
 
 
 def map_subscription(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog) -> Effect:
