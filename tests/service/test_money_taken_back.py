@@ -81,6 +81,34 @@ def test_a_partial_refund_does_not_end_access(sender, store):
     assert held(store).plans == {"pro"}
 
 
+def partial_refund(refund_id: str, amount: int, created_at: str) -> dict:
+    envelope = event("refund.succeeded", refund_id=refund_id, is_partial=True, amount=amount, created_at=created_at)
+    envelope["timestamp"] = created_at
+    return envelope
+
+
+def test_partial_refunds_that_add_up_to_the_payment_end_access_from_the_last_one(sender, store):
+    first = partial_refund("ref_0Part1", 1100, "2026-11-09T17:42:05Z")
+    last = partial_refund("ref_0Part2", 1107, "2026-11-12T08:00:00Z")
+    for order in itertools.permutations((SUBSCRIBED, PAID, first, last)):
+        sender.use(type(store)(type(store.store)()))
+        deliver(sender, *order)
+        (view,) = held(sender.store).subscriptions
+        assert (view.access_until, view.revoked_by) == (at("2026-11-12T08:00:00Z"), "full_refund"), order
+        assert held(sender.store, now=at("2026-11-12T08:00:00Z") - 1).plans == {"pro"}
+
+
+def test_partial_refunds_short_of_the_payment_leave_access(sender, store):
+    deliver(
+        sender,
+        SUBSCRIBED,
+        PAID,
+        partial_refund("ref_0Part1", 1100, "2026-11-09T17:42:05Z"),
+        partial_refund("ref_0Part2", 1106, "2026-11-12T08:00:00Z"),
+    )
+    assert held(store).plans == {"pro"}
+
+
 @pytest.mark.parametrize(
     ("status", "revokes"),
     [

@@ -624,6 +624,7 @@ def map_payment(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
             "subscription_id": pay.subscription_id,
             "subscription_ids": subscription_ids,
             "payment_at": created_at,
+            "payment_amount": pay.total_amount,  # partial refunds that add up to it take back the whole
         },
         customer_id=customer_id,
     )
@@ -676,7 +677,7 @@ def map_refund(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog
 
 
 #: Facts a refund or dispute learns from its payment's link (see paygate.domain.links).
-_FOLLOWS_ITS_PAYMENT = {"subscription_id": None, "subscription_ids": None, "payment_at": None}
+_FOLLOWS_ITS_PAYMENT = {"subscription_id": None, "subscription_ids": None, "payment_at": None, "payment_amount": None}
 
 
 def dispute_amount(amount: str) -> int:

@@ -19,7 +19,7 @@ become the types the domain reads (:func:`payer_state`), and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from paygate.domain.records import (
@@ -153,6 +153,7 @@ def payer_state(items: Iterable[Mapping[str, Any]], now_ms: int) -> PayerState:
     credits: list[CreditBalance] = []
     standings: dict[str, dict[str, Any]] = {}
     reversals: list[Reversal] = []
+    partial_refunds: list[Mapping[str, Any]] = []
     for item in items:
         if expired(item, now_ms):
             continue
@@ -180,8 +181,11 @@ def payer_state(items: Iterable[Mapping[str, Any]], now_ms: int) -> PayerState:
                 reversal = _reversal(item)
                 if reversal is not None:
                     reversals.append(reversal)
+                    if reversal.kind is ReversalKind.PARTIAL_REFUND:
+                        partial_refunds.append(item)
         except (UnreadableRecord, TypeError, KeyError, ValueError):
             continue
+    reversals.extend(_refunded_in_full(partial_refunds))
     return PayerState(
         tuple(subscription_items),
         next_payments,
@@ -199,6 +203,26 @@ _DISPUTE_REVERSALS = {
     "dispute_expired": ReversalKind.DISPUTE_EXPIRED,
     "dispute_lost": ReversalKind.DISPUTE_LOST,
 }
+
+
+def _refunded_in_full(refunds: list[Mapping[str, Any]]) -> list[Reversal]:
+    """Partial refunds of one payment that add up to its amount take the whole payment back: a full
+    refund from the refund that completes the sum (the payment's amount comes with its link)."""
+    by_payment: dict[str, list[Mapping[str, Any]]] = {}
+    for refund in refunds:
+        if isinstance(refund.get("payment_amount"), int) and isinstance(refund.get("amount"), int):
+            by_payment.setdefault(refund["payment_id"], []).append(refund)
+    found = []
+    for payment_id, parts in by_payment.items():
+        refunded = 0
+        for refund in sorted(parts, key=lambda r: (r["created_at"], r["refund_id"])):
+            refunded += refund["amount"]
+            if refunded >= refund["payment_amount"] > 0:
+                whole = _reversal(refund)
+                if whole is not None:
+                    found.append(replace(whole, source_id=f"{payment_id}:refunds", kind=ReversalKind.FULL_REFUND))
+                break
+    return found
 
 
 def _reversal(item: Mapping[str, Any]) -> Reversal | None:
