@@ -176,3 +176,31 @@ def test_every_authorizer_graph_of_the_dashboard_names_a_real_dimension(authoriz
             assert frozenset(k for k, _ in dimensions) in keys, dimensions
             assert dict(dimensions).get("reason", "granted") in known
             assert dict(dimensions).get("source", "token") in {"token", "store", "none"}
+
+
+def watched_aws_metrics() -> set[tuple[str, str, str]]:
+    """(namespace, metric, the resource its one dimension names) of every alarm's AWS metric."""
+    found = set()
+    for resource in cfn.load()["Resources"].values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        for query in resource["Properties"].get("Metrics", []):
+            metric = query.get("MetricStat", {}).get("Metric", {})
+            for dimension in metric.get("Dimensions", []):
+                value = dimension["Value"]
+                named = value.get("Ref") or value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else value
+                found.add((metric["Namespace"], metric["MetricName"], named))
+    return found
+
+
+@pytest.mark.parametrize(
+    "watched",
+    [
+        ("AWS/Lambda", "IteratorAge", "EventsPublisherFunction"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "EventsPublisherFailures"),
+        ("AWS/Lambda", "Errors", "EntitlementsSweeperFunction"),
+    ],
+)
+def test_events_that_do_not_get_out_raise_an_alarm(watched):
+    # Nothing answers a caller when an announcement fails: only an alarm says so.
+    assert watched in watched_aws_metrics()

@@ -88,6 +88,8 @@ def needed(operation: str, params: dict) -> Iterator[tuple[str, str | None]]:
 
 
 def partition(request: dict) -> str | None:
+    if "IndexName" in request:
+        return None  # an index's own key, which dynamodb:LeadingKeys does not name
     if "KeyConditionExpression" not in request and "Key" not in request and "Item" not in request:
         return None  # a scan: of the whole table, which no partition condition can scope
     if "Item" in request:
@@ -289,3 +291,29 @@ def test_whoever_may_select_may_not_select_the_whole_table(function):
         return
     denies = [s for s in statements(function) if s["Effect"] == "Deny" and "dynamodb:PartiQLSelect" in s["Action"]]
     assert any(d.get("Condition") == {"Bool": {"dynamodb:FullTableScan": "true"}} for d in denies), function
+
+
+def test_the_sweeper_may_only_write_the_outbox_items_of_users_and_organizations(table, monkeypatch):
+    """A window that ended announced by the deployed sweeper: its writes, and where its policy lets it write."""
+    import paygate.clock
+    from paygate.domain.state import Effect
+    from paygate.infra.dynamodb_store import DynamoStateStore
+    from paygate.service.apply import ApplyService
+    from tests.integration.test_events import DAY, NOW, USER, entry, item
+
+    recorder = Recorder()
+    recorder.default_function = "EntitlementsSweeperFunction"
+    ends = NOW + DAY
+    monkeypatch.setattr(paygate.clock, "now_ms", lambda: NOW)
+    service = ApplyService(DynamoStateStore(table), sleep=lambda _: None)
+    service.apply(entry("msg_1"), Effect(USER, (item(1, "canceled", cancel_at_period_end=True, period_end=ends),)))
+    monkeypatch.setattr(paygate.clock, "now_ms", lambda: ends + 1000)
+    with instrumented_store_clients(recorder.attach):
+        assert invoke("EntitlementsSweeperFunction", {}) == {"announced": 1}
+    writes = {pk for action, pk in recorder.used["EntitlementsSweeperFunction"] if action == "PutItem"}
+    assert writes == {f"PAYER#{USER.key}"}
+    (put,) = [s for s in dynamodb_statements("EntitlementsSweeperFunction") if s["Action"] == ["dynamodb:PutItem"]]
+    patterns = allowed_partitions(put)
+    assert patterns, "the sweeper's writes are not scoped with dynamodb:LeadingKeys"
+    assert all(any(fnmatch.fnmatchcase(pk, p) for p in patterns) for pk in writes)
+    assert set(patterns) == {"PAYER#user:*", "PAYER#org:*"}  # announced payers only (service/outbox.py)
