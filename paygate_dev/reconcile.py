@@ -58,7 +58,7 @@ def run_reconcile(
             "(with CLERK_API_URL / DODO_PAYMENTS_BASE_URL), or start `make run ARGS=--fake-providers`"
         )
     applier = ApplyService(DynamoStateStore(TABLE_NAME), config.retention_days, catalog=catalog, policy=config.policy)
-    service = ReconcileService(applier, retention_days=config.retention_days)
+    service = ReconcileService(applier)
     scope = Scope(payer, service.linked_customers(payer)) if payer else Scope()
     return service.run(fetchers, scope, trigger=trigger)
 

@@ -57,7 +57,7 @@ def reconcile_providers(args: argparse.Namespace, target: Target) -> int:
         )
     payer = _payer(args)
     applier = ApplyService(target.store, target.retention_days, catalog=target.catalog, policy=target.policy)
-    service = ReconcileService(applier, retention_days=target.retention_days)
+    service = ReconcileService(applier)
     scope = Scope(payer, service.linked_customers(payer)) if payer else Scope()
     report = service.run(fetchers, scope, trigger="cli")
     if args.json:

@@ -319,7 +319,7 @@ class ApplyService:
                 if rejected.failed(inbox):
                     self._finish_moves(entry, rejected.existing(inbox))
                     return Outcome.DUPLICATE
-                self._sleep(0.005 * (2**attempt))
+                self._sleep(_backoff(attempt))
         raise StoreUnavailable("the event could not be recorded: too many concurrent writers")
 
     def _plan(
@@ -380,16 +380,13 @@ class ApplyService:
             current = following
         return Resolution(current, inherit)
 
-    def move_linked(self, provider: str, source: Payer) -> int:
-        """Move what is kept under ``source`` to where its stored link leads; the number moved.
+    def _move(self, provider: str, source: Payer) -> tuple[Payer | None, int]:
+        """Move what is kept under ``source`` to where its stored link leads: (the payer, the number moved).
 
         Each record moves in its own atomic write (put into the payer's partition if newer there,
         delete from the source if unchanged), so a crash or a race leaves it in one place or the
         other, never lost; whatever is left behind moves with the next write of the link.
         """
-        return self._move(provider, source)[1]
-
-    def _move(self, provider: str, source: Payer) -> tuple[Payer | None, int]:
         target = self.resolve(provider, source)
         if target.payer is None or target.payer == source:
             return target.payer, 0
@@ -442,9 +439,6 @@ def _bind(record: StateRecord | MergedRecord, customer: Payer | None, resolution
 def _backoff(attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: exponential, with jitter so racing writers spread."""
     return 0.005 * (2**attempt) * (0.5 + random.random())  # noqa: S311 - timing jitter, not a secret
-
-
-#: A record whose partition the apply did not read (history, a provider customer's).
 
 
 def _fields_of(write: Write) -> Mapping[str, Any]:

@@ -22,28 +22,26 @@ class PayerReader:
     def __init__(self, store: StateStore, cache_ms: int = 0) -> None:
         self.store = store
         self.cache_ms = cache_ms
-        self._cache: dict[tuple[tuple[str, ...], str], tuple[int, dict[str, PayerState]]] = {}
+        self._cache: dict[tuple[str, ...], tuple[int, dict[str, PayerState]]] = {}
         #: Store reads made (cache misses), for tests and metrics.
         self.requests = 0
 
-    def read(self, payer_keys: Sequence[str], now_ms: int, sk_prefix: str = "") -> dict[str, PayerState]:
+    def read(self, payer_keys: Sequence[str], now_ms: int) -> dict[str, PayerState]:
         """``{payer key: state}`` for every key asked (empty when nothing is stored).
 
-        ``sk_prefix`` (e.g. ``"item#"``) narrows the read to one record kind. Raises
-        :class:`~paygate.service.ports.StoreUnavailable` when the store cannot be read.
+        Raises :class:`~paygate.service.ports.StoreUnavailable` when the store cannot be read.
         """
         keys = tuple(sorted(set(payer_keys)))
         if not keys:
             return {}
-        cache_key = (keys, sk_prefix)
-        cached = self._cache.get(cache_key)
+        cached = self._cache.get(keys)
         if cached is not None and 0 <= now_ms - cached[0] < self.cache_ms:
             return cached[1]
         self.requests += 1
-        partitions = self.store.read_partitions([payer_pk(k) for k in keys], sk_prefix)
+        partitions = self.store.read_partitions([payer_pk(k) for k in keys])
         result = {pk.removeprefix(PAYER_PREFIX): payer_state(items, now_ms) for pk, items in partitions.items()}
         if self.cache_ms > 0:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
-            self._cache[cache_key] = (now_ms, result)
+            self._cache[keys] = (now_ms, result)
         return result

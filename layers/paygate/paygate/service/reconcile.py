@@ -181,11 +181,12 @@ class RunReport:
 
 
 class ReconcileService:
-    def __init__(self, applier: ApplyService, clock: Clock = system_clock, retention_days: int = 90) -> None:
+    def __init__(self, applier: ApplyService, clock: Clock = system_clock) -> None:
         self.applier = applier
         self.store = applier.store
         self._clock = clock
-        self.retention_s = retention_days * 86_400
+        #: Runs are kept as long as events (``EVENT_RETENTION_DAYS``).
+        self.retention_s = applier.retention_s
 
     # -- a run -------------------------------------------------------------------------------------
 

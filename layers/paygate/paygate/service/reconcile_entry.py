@@ -253,7 +253,7 @@ def reconcile_handler(clock: Clock = system_clock, store: Callable[[str], StateS
         config = settings.reconcile_settings()
         catalog = load_catalog(config.catalog_path)
         applier = ApplyService(store(config.table_name), config.retention_days, catalog=catalog, policy=config.policy)
-        reconciler = ReconcileService(applier, clock=clock, retention_days=config.retention_days)
+        reconciler = ReconcileService(applier, clock=clock)
         if "routeKey" in event:  # an API Gateway request: a payer's refresh
             refresh = RefreshService(
                 reconciler,

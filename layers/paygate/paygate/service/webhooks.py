@@ -89,16 +89,15 @@ class WebhookService:
             received_at=self._clock(),
         )
         try:
-            return self._record(entry, envelope, Delivery(event_id, message.timestamp_s))
+            return record_verified(
+                self.family, self.applier, self.catalog, entry, envelope, Delivery(event_id, message.timestamp_s)
+            )
         except StoreUnavailable as exc:
             return WebhookResult(
                 error_response(503, "store_unavailable", "the event could not be recorded; retry later"),
                 event_id=event_id,
                 fault=f"{exc} ({exc.__cause__!r})" if exc.__cause__ else str(exc),
             )
-
-    def _record(self, entry: InboxEntry, envelope: dict[str, Any] | InvalidEvent, delivery: Delivery) -> WebhookResult:
-        return record_verified(self.family, self.applier, self.catalog, entry, envelope, delivery)
 
     def _current_verifier(self) -> Verifier:
         # Rebuilt only when the secrets change (a rotation), not on every request.
