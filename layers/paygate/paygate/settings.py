@@ -180,8 +180,8 @@ def webhook_secrets(settings: WebhookSettings) -> list[str]:
     """The function's signing secrets, several during a rotation.
 
     ``WEBHOOK_SECRET`` wins, for local runs and tests; in AWS the template passes
-    ``WEBHOOK_SECRET_ARN`` and the value is read from Secrets Manager, cached for five minutes by
-    Powertools Parameters.
+    ``WEBHOOK_SECRET_ARN`` and the value is read from Secrets Manager, cached for five minutes
+    (:mod:`paygate.infra.secrets`).
     """
     raw = settings.secret
     if not raw and settings.secret_arn:

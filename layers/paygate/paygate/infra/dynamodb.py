@@ -23,13 +23,14 @@ _session: Session | None = None
 _session_lock = threading.Lock()
 
 
-def new_client(config: Config) -> Any:
-    """A low-level DynamoDB client; one botocore session per process (sessions are not thread-safe)."""
+def new_client(service: str, config: Config) -> Any:
+    """A low-level client of an AWS service (``dynamodb``, ``secretsmanager``, ``events``); one botocore
+    session per process (sessions are not thread-safe)."""
     global _session
     with _session_lock:
         if _session is None:
             _session = get_session()
-        return _session.create_client("dynamodb", config=config)
+        return _session.create_client(service, config=config)
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:

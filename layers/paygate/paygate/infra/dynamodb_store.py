@@ -82,7 +82,7 @@ class DynamoStateStore:
             from paygate.infra import dynamodb  # the module's name is looked up now (tests instrument it)
 
             # AWS_ENDPOINT_URL_DYNAMODB (the AWS SDK's own setting) points this at DynamoDB Local.
-            self._client = dynamodb.new_client(client_config())
+            self._client = dynamodb.new_client("dynamodb", client_config())
         return self._client
 
     # -- writes --------------------------------------------------------------------------------

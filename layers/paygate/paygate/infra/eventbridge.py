@@ -29,12 +29,11 @@ class EventBridgeBus:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from botocore.session import get_session
-
+            from paygate.infra.dynamodb import new_client
             from paygate.infra.dynamodb_store import client_config
 
             # AWS_ENDPOINT_URL_EVENTBRIDGE (the AWS SDK's own setting) points it elsewhere (the tests' stand-in).
-            self._client = get_session().create_client("events", config=client_config())
+            self._client = new_client("events", client_config())
         return self._client
 
     def put(self, events: Sequence[Mapping[str, Any]]) -> None:
