@@ -372,8 +372,10 @@ class Gateway:
     ) -> tuple[Response | None, Decision]:
         values = [identity_value(source, event) for source in authorizer.identity_sources]
         caching = authorizer.ttl_s > 0
-        if caching and any(not v for v in values):
-            # API Gateway answers this itself, without calling the authorizer.
+        if any(not v for v in values):
+            # API Gateway answers this itself, without calling the authorizer, cache or not (the
+            # apigatewayv2 reference, Authorizer.identitySource: "runtime validation ... Otherwise, it
+            # returns a 401 Unauthorized response without calling the Lambda function").
             return Response.message(401, "Unauthorized"), Decision(False, {})
         present = tuple(v for v in values if v)
         key = (authorizer.name, present)

@@ -154,12 +154,12 @@ def test_a_cached_denial_stays_a_denial(stub_server: Server) -> None:
     assert stub_server.get("/pro/z", "deny-cached") == (403, {"message": "Forbidden"})
 
 
-def test_without_caching_the_authorizer_runs_every_time_and_even_without_identity(stub_server: Server) -> None:
+def test_without_caching_the_authorizer_runs_every_time_but_never_without_identity(stub_server: Server) -> None:
     first = authorized(stub_server, "/uncached", "allow-nocache")["calls"]
     assert authorized(stub_server, "/uncached", "allow-nocache")["calls"] == first + 1
-    # No 401 from the gateway when caching is off: the authorizer decides (and denies).
-    assert stub_server.get("/uncached") == (403, {"message": "Forbidden"})
-    assert authorized(stub_server, "/uncached", "allow-nocache")["calls"] == first + 3
+    # The identity sources are checked whether or not decisions are cached: the gateway's own 401.
+    assert stub_server.get("/uncached") == (401, {"message": "Unauthorized"})
+    assert authorized(stub_server, "/uncached", "allow-nocache")["calls"] == first + 2
 
 
 def test_a_failing_or_unreadable_authorizer_is_a_500(stub_server: Server) -> None:
