@@ -164,6 +164,8 @@ def payer_state(items: Iterable[Mapping[str, Any]], now_ms: int) -> PayerState:
             elif kind == RecordKind.CREDIT_BALANCE.value:
                 credits.append(CreditBalance.from_fields(item))
             elif kind == RecordKind.SUBSCRIPTION.value:
+                # Earlier versions kept Clerk's next payment on the subscription record; today's mappers
+                # put it on each item. Read until such a record is written again.
                 at = item.get("next_payment_at")
                 if isinstance(item.get("subscription_id"), str) and isinstance(at, int):
                     amount = item.get("next_payment_amount")
