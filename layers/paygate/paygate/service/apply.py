@@ -155,7 +155,7 @@ class ApplyService:
         item: Item = {}
         for attempt in range(MAX_ATTEMPTS):
             resolution = self.resolve(entry.provider, customer) if customer else Resolution(effect.payer)
-            bound = [_bind(r, customer, resolution) for r in others.records]
+            bound = [bind(r, customer, resolution) for r in others.records]
             announced = sorted({r.payer for r in bound if r.payer.kind in ANNOUNCED_KINDS}, key=lambda p: p.key)
             # One request: the inbox item (a duplicate ends here), the partitions whose grants may change
             # and the links' own (whether each exists, where it points, whether its move is done).
@@ -427,8 +427,9 @@ class ApplyService:
         return [*self.store.query(payer_pk(payer_key)), *self.store.query(history_pk(payer_key))]
 
 
-def _bind(record: StateRecord | MergedRecord, customer: Payer | None, resolution: Resolution) -> Any:
-    """A record kept under a provider id, filed under the payer its links lead to."""
+def bind[R: (StateRecord, MergedRecord)](record: R, customer: Payer | None, resolution: Resolution) -> R:
+    """A record kept under the provider id ``customer``, filed under the payer its links lead to (with
+    what the links know); any other record as it is."""
     if customer is None or record.payer != customer or is_link(record) or resolution.payer is None:
         return record
     if isinstance(record, MergedRecord):

@@ -23,15 +23,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from paygate.clock import Clock, system_clock
-from paygate.domain.links import LINKED_PAYER, fill_inherited, is_link
+from paygate.domain.links import LINKED_PAYER, is_link
 from paygate.domain.records import ItemStatus
 from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind, RecordKind, StateRecord, body_fields
-from paygate.service.apply import ApplyService, PayerConflict, Resolution
+from paygate.service.apply import ApplyService, PayerConflict, Resolution, bind
 from paygate.service.layout import (
     ALL_PAYERS,
     PAYER_PREFIX,
@@ -321,12 +321,7 @@ class ReconcileService:
             return record
         if record.payer not in resolutions:
             resolutions[record.payer] = self.applier.resolve(provider, record.payer)
-        resolution = resolutions[record.payer]
-        if resolution.payer is None or resolution.payer == record.payer:
-            return record
-        if isinstance(record, MergedRecord):
-            return replace(record, payer=resolution.payer)
-        return replace(record, payer=resolution.payer, body=fill_inherited(record.body, resolution.inherit))
+        return bind(record, record.payer, resolutions[record.payer])
 
     def _missing(self, provider: str, scope: Scope, seen: set[str]) -> Iterator[dict[str, Any]]:
         """Stored items of ``provider`` in ``scope``, still live, that the provider did not list."""
