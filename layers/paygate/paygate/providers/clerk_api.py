@@ -19,9 +19,8 @@ from clerk_backend_api.utils import BackoffStrategy, RetryConfig
 
 from paygate.clock import Clock, system_clock
 from paygate.domain.state import Effect, Payer, PayerKind
-from paygate.providers.base import InvalidEvent
 from paygate.providers.clerk import PROVIDER, snapshot_item, snapshot_subscription
-from paygate.service.reconcile import Scope, Snapshot, snapshot_body
+from paygate.service.provider_api import Scope, Snapshot, snapshot_of
 
 #: The most items ``GET /billing/subscription_items`` is asked for per page.
 PAGE_SIZE = 100
@@ -108,8 +107,4 @@ class ClerkFetcher:
 def _snapshot(kind: str, obj: Any, mapper: Callable[[dict[str, Any], str], Effect], run_id: str) -> Snapshot:
     data = obj.model_dump(mode="json", by_alias=True)
     object_id = str(data.get("id"))
-    try:
-        effect = mapper(data, f"{run_id}:{object_id}")
-    except InvalidEvent as exc:
-        return Snapshot(kind, object_id, snapshot_body(data), None, f"{exc.field}: {exc.message}")
-    return Snapshot(kind, object_id, snapshot_body(data), effect)
+    return snapshot_of(kind, object_id, data, lambda: mapper(data, f"{run_id}:{object_id}"))

@@ -25,7 +25,6 @@ from dodopayments import DodoPayments, NotFoundError
 from paygate.clock import Clock, system_clock
 from paygate.domain.catalog import Catalog
 from paygate.domain.state import Effect
-from paygate.providers.base import InvalidEvent
 from paygate.providers.dodo import (
     PROVIDER,
     snapshot_credit_balance,
@@ -35,7 +34,7 @@ from paygate.providers.dodo import (
     snapshot_refund,
     snapshot_subscription,
 )
-from paygate.service.reconcile import NotFound, Scope, Snapshot, snapshot_body
+from paygate.service.provider_api import NotFound, Scope, Snapshot, snapshot_of
 
 #: The SDK's documented maximum ``page_size``.
 PAGE_SIZE = 100
@@ -151,8 +150,4 @@ class DodoFetcher:
 
     def _snapshot(self, kind: str, object_id: str, obj: Any, read_at: int, run_id: str, mapper: Mapper) -> Snapshot:
         data = obj.model_dump(mode="json", exclude_unset=True)
-        try:
-            effect = mapper(data, read_at, f"{run_id}:{object_id}", self.catalog)
-        except InvalidEvent as exc:
-            return Snapshot(kind, object_id, snapshot_body(data), None, f"{exc.field}: {exc.message}")
-        return Snapshot(kind, object_id, snapshot_body(data), effect)
+        return snapshot_of(kind, object_id, data, lambda: mapper(data, read_at, f"{run_id}:{object_id}", self.catalog))

@@ -20,12 +20,11 @@ counts, and each repair keeps an inbox item (family ``reconcile.<provider>``) ho
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from paygate.clock import Clock, system_clock
 from paygate.domain.links import LINKED_PAYER, is_link
@@ -33,7 +32,6 @@ from paygate.domain.records import ItemStatus
 from paygate.domain.state import Effect, MergedRecord, Outcome, Payer, PayerKind, RecordKind, StateRecord, body_fields
 from paygate.service.apply import ApplyService, PayerConflict, Resolution, bind
 from paygate.service.layout import (
-    ALL_PAYERS,
     PAYER_PREFIX,
     InboxEntry,
     partition_of,
@@ -55,6 +53,7 @@ from paygate.service.ports import (
     Update,
     WriteRejected,
 )
+from paygate.service.provider_api import Fetcher, Scope, Snapshot
 
 #: Stored fields a snapshot does not compare: when paygate learned of the state, or which figure it was
 #: taken from (a credit balance's), not the state itself.
@@ -73,57 +72,6 @@ class Verdict(StrEnum):
     UNREADABLE = "unreadable"
     #: The object names another payer for a provider id already linked to one: left for an operator.
     CONFLICT = "conflict"
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One object read from a provider's API, as the state change a webhook carrying it would make."""
-
-    #: What was read, e.g. ``subscription_item`` (the repair's inbox item says ``snapshot.<kind>``).
-    kind: str
-    #: The provider's id of the object.
-    object_id: str
-    #: The object as read (JSON), kept on the inbox item of a repair.
-    body: str
-    effect: Effect | None
-    #: Why the object could not be mapped (``effect`` is then ``None``).
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What a run covers: everything the providers have, or one payer."""
-
-    payer: Payer | None = None
-    #: By provider, the provider customer ids linked to ``payer`` (Dodo knows customers, not users).
-    customers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.payer.key if self.payer else ALL_PAYERS
-
-
-class Fetcher(Protocol):
-    """Reads one provider's API (see ``paygate.providers.clerk_api`` and ``dodo_api``)."""
-
-    provider: str
-
-    def snapshots(self, scope: Scope, run_id: str) -> Iterator[Snapshot]:
-        """Every object in ``scope``, read page by page. Raises on a failure the client's retries did not
-        overcome; the run then records the provider as failed and reports nothing missing for it."""
-        ...
-
-
-class NotFound(LookupError):
-    """The provider does not know an object asked for by its id."""
-
-
-class Retriever(Fetcher, Protocol):
-    """A fetcher that also reads one object by id: what a checkout return names (Dodo Payments')."""
-
-    def retrieve(self, kind: str, object_id: str, read_id: str) -> Snapshot:
-        """The object, read now; raises :class:`NotFound` when the provider has no such object."""
-        ...
 
 
 @dataclass
@@ -370,8 +318,3 @@ class ReconcileService:
 
 def _as_item(key: Key) -> dict[str, str]:
     return {"pk": key.pk, "sk": key.sk}
-
-
-def snapshot_body(data: Mapping[str, Any]) -> str:
-    """The object as read, for the inbox item of a repair."""
-    return json.dumps(data, separators=(",", ":"), default=str)

@@ -38,7 +38,8 @@ from paygate.providers.dodo import PROVIDER as DODO
 from paygate.service.apply import ApplyService
 from paygate.service.context import caller_from_event
 from paygate.service.ports import StateStore, StoreUnavailable
-from paygate.service.reconcile import Fetcher, NotFound, ReconcileService, Retriever, RunReport, Scope, Snapshot
+from paygate.service.provider_api import Fetcher, NotFound, Retriever, Scope, Snapshot
+from paygate.service.reconcile import ReconcileService, RunReport
 from paygate.settings import ReconcileSettings
 
 
