@@ -363,22 +363,7 @@ class ApplyService:
 
     def resolve(self, provider: str, payer: Payer) -> Resolution:
         """The payer that ``payer`` (a provider id kept as a customer payer) belongs to, by its links."""
-        inherit: dict[str, Any] = {}
-        current, seen = payer, {payer.key}
-        for _ in range(MAX_LINK_HOPS):
-            if current.kind is not PayerKind.CUSTOMER:
-                break
-            link = self.store.get(_link_key(provider, current))
-            if link is None:
-                return Resolution(current, inherit, unlinked=current)
-            for key, value in (link.get(INHERIT) or {}).items():
-                inherit.setdefault(key, value)
-            following = Payer.from_key(link[LINKED_PAYER])
-            if following.key in seen:
-                break
-            seen.add(following.key)
-            current = following
-        return Resolution(current, inherit)
+        return resolve(self.store, provider, payer)
 
     def _move(self, provider: str, source: Payer) -> tuple[Payer | None, int]:
         """Move what is kept under ``source`` to where its stored link leads: (the payer, the number moved).
@@ -425,6 +410,26 @@ class ApplyService:
     def payer_items(self, payer_key: str) -> list[Item]:
         """Everything stored for one payer: what it holds now, then its history."""
         return [*self.store.query(payer_pk(payer_key)), *self.store.query(history_pk(payer_key))]
+
+
+def resolve(store: StateStore, provider: str, payer: Payer) -> Resolution:
+    """The payer that ``payer`` (a provider id kept as a customer payer) belongs to, by its links."""
+    inherit: dict[str, Any] = {}
+    current, seen = payer, {payer.key}
+    for _ in range(MAX_LINK_HOPS):
+        if current.kind is not PayerKind.CUSTOMER:
+            break
+        link = store.get(_link_key(provider, current))
+        if link is None:
+            return Resolution(current, inherit, unlinked=current)
+        for key, value in (link.get(INHERIT) or {}).items():
+            inherit.setdefault(key, value)
+        following = Payer.from_key(link[LINKED_PAYER])
+        if following.key in seen:
+            break
+        seen.add(following.key)
+        current = following
+    return Resolution(current, inherit)
 
 
 def bind[R: (StateRecord, MergedRecord)](record: R, customer: Payer | None, resolution: Resolution) -> R:

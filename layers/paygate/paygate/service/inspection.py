@@ -18,7 +18,7 @@ from paygate.domain.entitlements import PayerEntitlements, SubscriptionView, ent
 from paygate.domain.links import LINKED_PAYER
 from paygate.domain.state import Payer, PayerKind, RecordKind, StateRecord
 from paygate.providers.base import Delivery, InvalidEvent, WebhookFamily, load_json_object
-from paygate.service.apply import ApplyService
+from paygate.service.apply import resolve
 from paygate.service.inbox import Inbox
 from paygate.service.layout import history_pk, payer_pk, payer_state, record_sk
 from paygate.service.ports import Item, ScanningStore
@@ -130,8 +130,7 @@ class PayerInspection:
         links = self.store.query(payer_pk(payer.key), record_sk(RecordKind.CUSTOMER_LINK, ""))
         if not links or not isinstance(links[0].get(LINKED_PAYER), str):
             return payer
-        resolved = ApplyService(self.store).resolve(links[0]["provider"], payer)
-        return resolved.payer or payer
+        return resolve(self.store, links[0]["provider"], payer).payer or payer
 
     def _version(self, item: Item) -> str | None:
         """The newest version among the records the event carries, read by the current code."""
