@@ -65,8 +65,13 @@ def lambda_timeout_s() -> int:
     return int(load()["Globals"]["Function"]["Timeout"])
 
 
+#: botocore's standard retry mode waits at most this long before a second attempt (random x 2^0 s).
+FIRST_RETRY_WAIT_S = 1
+
+
 def worst_case_s(config) -> float:
-    return config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
+    attempts = config.retries["total_max_attempts"]
+    return attempts * (config.connect_timeout + config.read_timeout) + (attempts - 1) * FIRST_RETRY_WAIT_S
 
 
 def test_the_store_client_makes_its_two_attempts_then_gives_up(silent, monkeypatch):

@@ -36,8 +36,10 @@ from paygate.service.ports import (
 )
 
 #: Timeouts and attempts for every paygate client: a webhook or a waiting caller is answered
-#: (5xx / deny) well inside the 10 s Lambda timeout rather than held on a sick store. Two attempts
-#: in all, each at most 1 s to connect and 2 s to read: 6 s at the very worst.
+#: (5xx / deny) inside the 10 s Lambda timeout rather than held on a sick store. Two attempts in
+#: all, each at most 1 s to connect and 2 s to read, with standard mode's wait of up to 1 s between
+#: them: 7 s at the very worst. (A cold webhook whose Secrets Manager read takes that long and whose
+#: store is slow as well can still time out: nothing is half-written, and the provider retries.)
 CONNECT_TIMEOUT_S = 1
 READ_TIMEOUT_S = 2
 TOTAL_ATTEMPTS = 2

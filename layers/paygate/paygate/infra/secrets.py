@@ -1,8 +1,8 @@
 """Signing secrets and API keys from AWS Secrets Manager, cached five minutes.
 
 Read with a botocore client made like paygate's DynamoDB client (the same session and budget: two
-attempts in all, 1 s to connect, 2 s to read), so a Secrets Manager that does not answer costs a
-webhook at most 6 s, inside its 10 s timeout, and the delivery is answered 500 for the provider to
+attempts in all, 1 s to connect, 2 s to read, up to 1 s between), so a Secrets Manager that does
+not answer costs a webhook at most 7 s, inside its 10 s timeout, and the delivery is answered 500 for the provider to
 retry. Not Powertools Parameters: its import brings boto3 and s3transfer, about a tenth of a second
 of every webhook function's first request (see :mod:`paygate.infra.dynamodb`).
 """
