@@ -219,7 +219,8 @@ class LocalBus:
         from paygate.infra.catalog_file import load_catalog
         from paygate.infra.dynamodb_store import DynamoStateStore
         from paygate.service.apply import ApplyService
-        from paygate.service.publisher import Sweeper, publisher_handler
+        from paygate.service.publisher import publisher_handler
+        from paygate.service.sweeper import Sweeper
 
         stream_arn = dynamodb_client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         self.bus = FileBus(directory / BUS_FILE, echo)

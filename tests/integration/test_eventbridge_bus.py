@@ -121,3 +121,21 @@ def test_the_handler_reports_the_first_failed_record_for_redelivery(eventbridge,
     }
     assert handler({"Records": [quiet]}, None) == {"batchItemFailures": []}
     assert len(eventbridge.requests) == 2
+
+
+def test_the_publisher_function_loads_no_apply_service():
+    """The stream publisher only reads outbox items and puts their events: the apply service, which the
+    sweeper needs, stays out of its cold start."""
+    import subprocess
+    import sys
+
+    from paygate_dev import ROOT
+
+    paths = [str(ROOT / "layers" / "paygate"), str(ROOT / "functions" / "events_publisher")]
+    script = f"import sys; sys.path[:0] = {paths!r}\nimport app\nprint('paygate.service.apply' in sys.modules)"
+    env = {"PATH": "/usr/bin:/bin", "AWS_REGION": "us-east-1", "TABLE_NAME": "unused", "EVENT_BUS_NAME": "bus"}
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -17,7 +17,8 @@ from paygate.domain.state import Effect, Outcome, Payer, PayerKind, RecordKind, 
 from paygate.infra.dynamodb_store import DynamoStateStore
 from paygate.service.apply import ApplyService
 from paygate.service.layout import InboxEntry
-from paygate.service.publisher import BusUnavailable, Sweeper, publisher_handler
+from paygate.service.publisher import BusUnavailable, publisher_handler
+from paygate.service.sweeper import Sweeper
 from paygate_dev.bus import StreamReader, stream_filters, streams_client
 from paygate_dev.demo import clerk_item_event
 from tests.conftest import body_of

@@ -23,7 +23,7 @@ from paygate.domain.state import Effect, Outcome, Payer, PayerKind, RecordKind, 
 from paygate.service.apply import ApplyService
 from paygate.service.layout import InboxEntry
 from paygate.service.outbox import DUE_INDEX, HEAD_SK, due_shard, events_of
-from paygate.service.publisher import Sweeper
+from paygate.service.sweeper import Sweeper
 from paygate_dev.memory_store import InMemoryStateStore
 
 PAYER = Payer(PayerKind.USER, "user_1")
