@@ -17,9 +17,11 @@ import pytest
 
 from paygate.infra import secrets
 from paygate_dev import ROOT
+from paygate_dev.signing import new_secret
 
 ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:paygate-dev-clerk-subscriptions-AbCdEf"
-VALUE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VALUE = new_secret()  # made for the run: no secret value in the repository
+BINARY = "arn:aws:secretsmanager:us-east-1:000000000000:secret:paygate-dev-binary-AbCdEf"
 
 
 class SecretsManager(ThreadingHTTPServer):
@@ -37,7 +39,8 @@ class _Answer(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         assert self.headers["X-Amz-Target"] == "secretsmanager.GetSecretValue"
         self.server.requests.append(request)  # type: ignore[attr-defined]
-        body = json.dumps({"ARN": request["SecretId"], "Name": "paygate", "SecretString": VALUE}).encode()
+        held = {"SecretBinary": "d2hzZWM="} if request["SecretId"] == BINARY else {"SecretString": VALUE}
+        body = json.dumps({"ARN": request["SecretId"], "Name": "paygate", **held}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
         self.send_header("Content-Length", str(len(body)))
@@ -90,3 +93,9 @@ def test_reading_a_secret_does_not_load_boto3(manager):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)  # noqa: S603 - our own script
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_binary_secret_is_refused_by_name_not_read_as_text(manager):
+    with pytest.raises(ValueError, match="holds no text") as refused:
+        secrets.secret_value(BINARY)
+    assert BINARY in str(refused.value) and "d2hzZWM" not in str(refused.value)

@@ -26,6 +26,9 @@ URLS = [
     "http://localhost.example.com/jwks",
     "http://127.0.0.1.nip.io/jwks",
     "http://127.0.0.1@example.com/jwks",
+    "http://localhost:x@evil.example/jwks",
+    "http://127.0.0.1:@evil.example:8080/",
+    "http://localhost:8123/@evil.example",
     "ftp://clerk.example.com/jwks",
 ]
 

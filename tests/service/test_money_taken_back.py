@@ -98,6 +98,22 @@ def test_partial_refunds_that_add_up_to_the_payment_end_access_from_the_last_one
         assert held(sender.store, now=at("2026-11-12T08:00:00Z") - 1).plans == {"pro"}
 
 
+def test_partial_refunds_in_another_currency_are_not_added_up(sender, store):
+    other = partial_refund("ref_0Part2", 1107, "2026-11-12T08:00:00Z")
+    other["data"]["currency"] = "INR"
+    deliver(sender, SUBSCRIBED, PAID, partial_refund("ref_0Part1", 1100, "2026-11-09T17:42:05Z"), other)
+    assert held(store).plans == {"pro"}
+
+
+def test_a_broken_refund_record_is_skipped_not_fatal():
+    from paygate.service.layout import payer_state
+
+    # A partial refund with amounts but no payment id (written by hand, or by an older version).
+    broken = {"kind": "refund", "refund_id": "ref_1", "status": "succeeded", "is_partial": True, "created_at": 1}
+    broken |= {"amount": 5, "payment_amount": 5, "currency": "USD", "payment_currency": "USD"}
+    assert payer_state([{"pk": "PAYER#user:u", "sk": "refund#dodo:ref_1", **broken}], LATER).items == ()
+
+
 def test_partial_refunds_short_of_the_payment_leave_access(sender, store):
     deliver(
         sender,

@@ -261,6 +261,8 @@ def test_our_own_store_failing_stops_the_run_and_is_not_blamed_on_the_provider(f
     memory.fail_next("get")  # the first read of what is stored, while comparing clerk's item
     with pytest.raises(StoreUnavailable, match="injected get fault"):
         reconciler.run([clerk(fake, clock)])
+    (run,) = memory.query("RECONCILE#all")
+    assert run["status"] == "failed" and "injected get fault" in run["error"]  # not left "running"
 
 
 # -- what the provider no longer has ---------------------------------------------------------------------

@@ -151,6 +151,7 @@ def test_refunds_and_disputes_are_filed_through_their_payment():
         "subscription_ids": ["sub_0NjR5tW8xKq2Lm9Vb4Hd7"],
         "payment_at": dodo.ms(datetime.fromisoformat(sample_json("dodo/payment.succeeded.json")["data"]["created_at"])),
         "payment_amount": 2207,
+        "payment_currency": "USD",
     }
 
 

@@ -73,6 +73,10 @@ def test_the_token_settings():
         ("http://localhost.example.com/jwks", False),
         ("http://127.0.0.1.nip.io/jwks", False),
         ("http://127.0.0.1@example.com/jwks", False),
+        ("http://localhost:x@evil.example/jwks", False),
+        ("http://127.0.0.1:@evil.example:8080/", False),
+        ("http://localhost:8123/@evil.example", True),
+        ("https://", False),
         ("ftp://clerk.example.com/jwks", False),
     ],
 )

@@ -13,6 +13,7 @@ A bad value fails with a :class:`SettingsError` that names the variable (never a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -301,18 +302,18 @@ def _http_url(env: _Env, name: str, default: str) -> str:
 
 
 _SECURE_URL = "must be an https:// URL (http:// only to this machine: localhost, 127.0.0.1, [::1])"
-_LOOPBACK_HTTP = ("http://localhost", "http://127.0.0.1", "http://[::1]")
+#: ``http://`` exactly this (a port and a path may follow; no user, no password, no other host).
+_LOOPBACK_HTTP = re.compile(r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?(/\S*)?")
 
 
 def is_secure_url(url: str) -> bool:
     """``https://``, or ``http://`` to this machine (the local stand-ins of Clerk and Dodo Payments).
 
     Signing keys fetched, or API keys sent, in clear over the network could be swapped or read on the way.
+    The template's URL parameters allow the same (their AllowedPattern); "http://localhost:x@host" names
+    another host, and is refused.
     """
-    if url.startswith("https://"):
-        return True
-    # The host must end right there: "http://localhost.example.com" and "http://127.0.0.1@host" are elsewhere.
-    return any(url.startswith(p) and url[len(p) : len(p) + 1] in ("", ":", "/") for p in _LOOPBACK_HTTP)
+    return (url.startswith("https://") and len(url) > len("https://")) or bool(_LOOPBACK_HTTP.fullmatch(url))
 
 
 def _read_reconcile(env: _Env) -> ReconcileSettings:

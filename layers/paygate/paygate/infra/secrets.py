@@ -30,7 +30,11 @@ def secret_value(arn: str, clock: Callable[[], float] = time.monotonic) -> str:
     cached = _cache.get(arn)
     if cached is not None and clock() - cached[0] < MAX_AGE_S:
         return cached[1]
-    value = str(_secrets_client().get_secret_value(SecretId=arn)["SecretString"])
+    answer = _secrets_client().get_secret_value(SecretId=arn)
+    if not isinstance(answer.get("SecretString"), str):
+        # Never the value: only that it is not text (a SecretBinary).
+        raise ValueError(f"the secret {arn} holds no text (SecretString); store the value as text")
+    value = answer["SecretString"]
     _cache[arn] = (clock(), value)
     return value
 

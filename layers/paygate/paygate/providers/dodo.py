@@ -624,7 +624,9 @@ def map_payment(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalo
             "subscription_id": pay.subscription_id,
             "subscription_ids": subscription_ids,
             "payment_at": created_at,
-            "payment_amount": pay.total_amount,  # partial refunds that add up to it take back the whole
+            # Partial refunds that add up to it (in its currency) take back the whole payment.
+            "payment_amount": pay.total_amount,
+            "payment_currency": pay.currency,
         },
         customer_id=customer_id,
     )
@@ -677,7 +679,13 @@ def map_refund(envelope: Mapping[str, Any], delivery: Delivery, catalog: Catalog
 
 
 #: Facts a refund or dispute learns from its payment's link (see paygate.domain.links).
-_FOLLOWS_ITS_PAYMENT = {"subscription_id": None, "subscription_ids": None, "payment_at": None, "payment_amount": None}
+_FOLLOWS_ITS_PAYMENT = {
+    "subscription_id": None,
+    "subscription_ids": None,
+    "payment_at": None,
+    "payment_amount": None,
+    "payment_currency": None,
+}
 
 
 def dispute_amount(amount: str) -> int:

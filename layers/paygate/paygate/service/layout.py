@@ -209,10 +209,17 @@ _DISPUTE_REVERSALS = {
 
 def _refunded_in_full(refunds: list[Mapping[str, Any]]) -> list[Reversal]:
     """Partial refunds of one payment that add up to its amount take the whole payment back: a full
-    refund from the refund that completes the sum (the payment's amount comes with its link)."""
+    refund from the refund that completes the sum (the payment's amount and currency come with its
+    link; a refund in another currency, or of a payment linked before links kept them, is not summed)."""
     by_payment: dict[str, list[Mapping[str, Any]]] = {}
     for refund in refunds:
-        if isinstance(refund.get("payment_amount"), int) and isinstance(refund.get("amount"), int):
+        if (
+            all(isinstance(refund.get(n), int) for n in ("amount", "payment_amount", "created_at"))
+            and isinstance(refund.get("payment_id"), str)
+            and isinstance(refund.get("refund_id"), str)
+            and refund.get("currency") is not None
+            and refund.get("currency") == refund.get("payment_currency")
+        ):
             by_payment.setdefault(refund["payment_id"], []).append(refund)
     found = []
     for payment_id, parts in by_payment.items():

@@ -101,10 +101,12 @@ class RunReport:
     providers: dict[str, ProviderCounts] = field(default_factory=dict)
     #: What was found missing, unreadable or in conflict, each with its provider and record (capped).
     findings: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the run stopped before its end (paygate's own store failed), if it did.
+    error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return all(c.error is None for c in self.providers.values())
+        return self.error is None and all(c.error is None for c in self.providers.values())
 
     def totals(self) -> dict[str, int]:
         names = ("read", "unchanged", "created", "repaired", "missing", "unreadable", "conflicts")
@@ -121,6 +123,7 @@ class RunReport:
             **self.totals(),
             "providers": {p: {k: v for k, v in vars(c).items()} for p, c in self.providers.items()},
             "findings": self.findings[:MAX_NAMED],
+            **({"error": self.error} if self.error else {}),
         }
 
     def note(self, finding: dict[str, Any]) -> None:
@@ -154,6 +157,25 @@ class ReconcileService:
         report = RunReport(f"{started}-{uuid.uuid4().hex[:8]}", scope.name, trigger, started)
         key = reconcile_run_key(scope.name, started, report.run_id)
         self._record(key, report, "running")
+        try:
+            self._run(fetchers, scope, named, report)
+        except StoreUnavailable as exc:
+            # Our own store, not a provider: the run stops (a refresh answers store_unavailable), and says
+            # so on its record if the store takes that write.
+            report.finished_at = self._clock()
+            report.error = f"the store could not be read or written: {exc}"[:500]
+            try:
+                self._record(key, report, "failed")
+            except StoreUnavailable:
+                pass
+            raise
+        report.finished_at = self._clock()
+        self._record(key, report, "finished" if report.ok else "failed")
+        return report
+
+    def _run(
+        self, fetchers: Sequence[Fetcher], scope: Scope, named: Sequence[tuple[str, Snapshot]], report: RunReport
+    ) -> None:
         for provider, snapshot in named:
             report.providers.setdefault(provider, ProviderCounts()).add(self._reconcile(provider, snapshot, report))
         if named and scope.payer is not None:
@@ -168,7 +190,7 @@ class ReconcileService:
                     if snapshot.effect is not None:
                         seen.update(r.record_id for r in snapshot.effect.records if r.kind is RecordKind.ITEM)
             except StoreUnavailable:
-                raise  # our own store, not the provider's: the run stops (a refresh answers store_unavailable)
+                raise  # our own store, not the provider's (see run)
             except Exception as exc:  # noqa: BLE001 - a provider's failure is recorded; the others still run
                 counts.error = f"{type(exc).__name__}: {exc}"[:500]
                 continue
@@ -176,9 +198,6 @@ class ReconcileService:
             for missing in self._missing(fetcher.provider, scope, seen):
                 counts.missing += 1
                 report.note({"provider": fetcher.provider, "verdict": "missing", **missing})
-        report.finished_at = self._clock()
-        self._record(key, report, "finished" if report.ok else "failed")
-        return report
 
     def _record(self, key: Key, report: RunReport, status: str) -> None:
         fields = {**report.to_json(), "status": status, EXPIRES_AT: report.started_at // 1000 + self.retention_s}
