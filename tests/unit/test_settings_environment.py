@@ -4,11 +4,14 @@ from paygate import settings
 
 
 def test_an_unchanged_environment_gives_the_same_object(monkeypatch):
+    monkeypatch.setattr(settings, "_built", {})
     monkeypatch.setenv("CLERK_ISSUER", "https://clerk.one.test")
     assert settings.authorizer_settings() is settings.authorizer_settings()
 
 
 def test_a_changed_added_or_removed_variable_is_seen_at_once(monkeypatch):
+    # An empty cache: one that other tests left nearly full (64 entries) is cleared midway, by design.
+    monkeypatch.setattr(settings, "_built", {})
     monkeypatch.setenv("CLERK_ISSUER", "https://clerk.one.test")
     monkeypatch.delenv("STORE_AUTHORITATIVE", raising=False)
     first = settings.authorizer_settings()
